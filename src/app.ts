@@ -1,0 +1,63 @@
+/**
+ * The app factory, used by the server and by every test (`app.inject`). It is read top to bottom:
+ * cross-cutting plugins first, in dependency order, then one module per domain area.
+ *
+ * The caller opens the database and hands it over; the app closes it when it closes.
+ */
+import { randomUUID } from 'node:crypto'
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from '@fastify/type-provider-zod'
+import Fastify from 'fastify'
+import type { Config } from './config.js'
+import type { Database } from './db/client.js'
+import { loggerOptions, RequestLogController } from './logging.js'
+import { healthRoutes } from './modules/health/routes.js'
+import authPlugin, { type Authenticator } from './plugins/auth.js'
+import databasePlugin from './plugins/database.js'
+import openapiPlugin from './plugins/openapi.js'
+import problemsPlugin, { problems, sendProblem, toProblem } from './plugins/problems.js'
+
+export interface AppDependencies {
+  database: Database
+  /** Verifies bearer tokens; built from the configuration by `createAuthenticator`. */
+  authenticator: Authenticator
+  /** Where log lines go; defaults to stdout. Tests pass a stream to read them. */
+  logStream?: NodeJS.WritableStream
+}
+
+/** A client may name its request (`x-request-id`) if the name is short and plain; else we pick one. */
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
+
+export async function buildApp(config: Config, deps: AppDependencies) {
+  const app = Fastify({
+    logger: loggerOptions(config, deps.logStream),
+    logController: new RequestLogController(),
+    genReqId: (request) => {
+      const given = request.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID()
+    },
+    return503OnClosing: true,
+    bodyLimit: 1024 * 1024,
+    routerOptions: { maxParamLength: 200 },
+    // Errors raised before a route is found (a malformed URL) get the same problem+json treatment.
+    frameworkErrors: (error, _request, reply) => {
+      sendProblem(reply, toProblem(error) ?? problems.badRequest('The request could not be read.'))
+    },
+  }).withTypeProvider<ZodTypeProvider>()
+
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  await app.register(problemsPlugin)
+  await app.register(databasePlugin, { database: deps.database })
+  await app.register(openapiPlugin)
+  await app.register(authPlugin, { authenticator: deps.authenticator })
+
+  await app.register(healthRoutes)
+
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>

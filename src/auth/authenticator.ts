@@ -1,0 +1,174 @@
+/**
+ * Bearer token verification with jose.
+ *
+ * - `AUTH_JWT_SECRET`: HS256 with that secret.
+ * - `AUTH_JWKS_URL`: RS256/ES256 keys from a remote JWKS (Entra ID and other OIDC providers),
+ *   fetched with a timeout and cached; keys are only ever taken from that URL, never from a
+ *   token's own `jku`/`x5u`/`jwk` headers (jose does not follow them).
+ * - neither, outside production: a random development secret generated once into `DATA_DIR`,
+ *   which `npm run token` signs with.
+ *
+ * Algorithms are pinned per mode (`alg: none` is never accepted), `exp` and `sub` are required,
+ * `iss`/`aud` are checked when configured, and the clock tolerance is 30 seconds.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { createRemoteJWKSet, errors as joseErrors, type JWTPayload, jwtVerify, SignJWT } from 'jose'
+import { type Config, ConfigError } from '../config.js'
+
+export const ROLES = ['security', 'asset_manager', 'foi_officer'] as const
+export type Role = (typeof ROLES)[number]
+
+export interface Principal {
+  /** The token's `sub`: the actor recorded in the audit trail. */
+  sub: string
+  roles: Role[]
+}
+
+export class InvalidTokenError extends Error {
+  override name = 'InvalidTokenError'
+}
+
+export interface Authenticator {
+  /** How tokens are verified, for the start-up log line. */
+  readonly mode: 'hs256-secret' | 'jwks' | 'development-secret'
+  verify(token: string): Promise<Principal>
+}
+
+const CLOCK_TOLERANCE_SECONDS = 30
+const DEV_SECRET_FILE = 'dev-jwt-secret'
+
+function isRole(value: unknown): value is Role {
+  return typeof value === 'string' && (ROLES as readonly string[]).includes(value)
+}
+
+function principalFrom(payload: JWTPayload): Principal {
+  if (typeof payload.sub !== 'string' || payload.sub.trim() === '') {
+    throw new InvalidTokenError('The token has no subject (sub).')
+  }
+  const claim = (payload as { roles?: unknown }).roles
+  const roles = Array.isArray(claim) ? claim.filter(isRole) : []
+  return { sub: payload.sub, roles: [...new Set(roles)] }
+}
+
+/** jose's errors, said plainly. Nothing here reveals the key or the expected values. */
+function describeJoseError(error: unknown): string {
+  if (error instanceof joseErrors.JWTExpired) return 'The token has expired.'
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    if (error.claim === 'exp') return 'The token must carry an expiry (exp).'
+    if (error.claim === 'nbf') return 'The token is not valid yet (nbf).'
+    return `The token's "${error.claim}" claim is not accepted.`
+  }
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'The token is signed with an algorithm that is not accepted.'
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'The token signature is not valid.'
+  if (error instanceof joseErrors.JWKSNoMatchingKey) return 'No key of the identity provider matches the token.'
+  if (error instanceof joseErrors.JWKSTimeout) return 'The identity provider keys could not be fetched in time.'
+  return 'The token is not a valid JWT.'
+}
+
+function hmacAuthenticator(
+  secret: Uint8Array,
+  mode: 'hs256-secret' | 'development-secret',
+  config: Pick<Config, 'AUTH_ISSUER' | 'AUTH_AUDIENCE'>,
+): Authenticator {
+  return {
+    mode,
+    async verify(token) {
+      try {
+        const { payload } = await jwtVerify(token, secret, verifyOptions(['HS256'], config))
+        return principalFrom(payload)
+      } catch (error) {
+        if (error instanceof InvalidTokenError) throw error
+        throw new InvalidTokenError(describeJoseError(error))
+      }
+    },
+  }
+}
+
+function verifyOptions(algorithms: string[], config: Pick<Config, 'AUTH_ISSUER' | 'AUTH_AUDIENCE'>) {
+  return {
+    algorithms,
+    clockTolerance: CLOCK_TOLERANCE_SECONDS,
+    requiredClaims: ['exp', 'sub'],
+    ...(config.AUTH_ISSUER ? { issuer: config.AUTH_ISSUER } : {}),
+    ...(config.AUTH_AUDIENCE ? { audience: config.AUTH_AUDIENCE } : {}),
+  }
+}
+
+function jwksAuthenticator(url: string, config: Pick<Config, 'AUTH_ISSUER' | 'AUTH_AUDIENCE'>): Authenticator {
+  const keys = createRemoteJWKSet(new URL(url), {
+    timeoutDuration: 5_000,
+    cooldownDuration: 30_000,
+    cacheMaxAge: 10 * 60_000,
+  })
+  return {
+    mode: 'jwks',
+    async verify(token) {
+      try {
+        const { payload } = await jwtVerify(token, keys, verifyOptions(['RS256', 'ES256'], config))
+        return principalFrom(payload)
+      } catch (error) {
+        if (error instanceof InvalidTokenError) throw error
+        throw new InvalidTokenError(describeJoseError(error))
+      }
+    },
+  }
+}
+
+/** Reads the development secret from `DATA_DIR`, creating it (mode 0600) on first use. */
+export async function developmentSecret(dataDir: string): Promise<Uint8Array> {
+  const file = path.join(dataDir, DEV_SECRET_FILE)
+  try {
+    return new TextEncoder().encode((await readFile(file, 'utf8')).trim())
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+  await mkdir(dataDir, { recursive: true })
+  const secret = randomBytes(32).toString('base64url')
+  try {
+    await writeFile(file, `${secret}\n`, { mode: 0o600, flag: 'wx' })
+  } catch (error) {
+    // Another process created it first: use theirs, so tokens agree.
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return developmentSecret(dataDir)
+    throw error
+  }
+  return new TextEncoder().encode(secret)
+}
+
+export type AuthConfig = Pick<
+  Config,
+  'NODE_ENV' | 'DATA_DIR' | 'AUTH_JWT_SECRET' | 'AUTH_JWKS_URL' | 'AUTH_ISSUER' | 'AUTH_AUDIENCE'
+>
+
+export async function createAuthenticator(config: AuthConfig): Promise<Authenticator> {
+  if (config.AUTH_JWKS_URL) return jwksAuthenticator(config.AUTH_JWKS_URL, config)
+  if (config.AUTH_JWT_SECRET) {
+    return hmacAuthenticator(new TextEncoder().encode(config.AUTH_JWT_SECRET), 'hs256-secret', config)
+  }
+  if (config.NODE_ENV === 'production') {
+    throw new ConfigError(
+      'Invalid configuration: AUTH_JWT_SECRET or AUTH_JWKS_URL must be set when NODE_ENV=production',
+    )
+  }
+  return hmacAuthenticator(await developmentSecret(config.DATA_DIR), 'development-secret', config)
+}
+
+export interface TokenRequest {
+  sub: string
+  roles: Role[]
+  /** A jose time span such as `8h` or `30m`. */
+  ttl: string
+}
+
+/** Signs an HS256 token for development and tests. */
+export async function signToken(secret: Uint8Array, request: TokenRequest, config: Partial<AuthConfig> = {}) {
+  let jwt = new SignJWT({ roles: request.roles })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(request.sub)
+    .setIssuedAt()
+    .setExpirationTime(request.ttl)
+  if (config.AUTH_ISSUER) jwt = jwt.setIssuer(config.AUTH_ISSUER)
+  if (config.AUTH_AUDIENCE) jwt = jwt.setAudience(config.AUTH_AUDIENCE)
+  return jwt.sign(secret)
+}

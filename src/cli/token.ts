@@ -1,0 +1,38 @@
+/**
+ * `npm run token -- --role security [--role asset_manager] [--sub name] [--ttl 8h]`
+ * Prints a token signed with the development secret in DATA_DIR (or with AUTH_JWT_SECRET).
+ */
+import { parseArgs } from 'node:util'
+import { developmentSecret, ROLES, type Role, signToken } from '../auth/authenticator.js'
+import { loadConfig } from '../config.js'
+
+const usage = `usage: npm run token -- --role <${ROLES.join('|')}> [--role ...] [--sub name] [--ttl 8h]`
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n${usage}\n`)
+  process.exit(2)
+}
+
+const { values } = parseArgs({
+  options: {
+    role: { type: 'string', multiple: true, default: [] },
+    sub: { type: 'string', default: 'dev-user' },
+    ttl: { type: 'string', default: '8h' },
+  },
+  strict: true,
+})
+
+const roles = values.role ?? []
+if (roles.length === 0) fail('name at least one role')
+const unknown = roles.filter((role) => !(ROLES as readonly string[]).includes(role))
+if (unknown.length > 0) fail(`unknown role: ${unknown.join(', ')}`)
+if (!/^\d+\s*(s|m|h|d)$/.test(values.ttl ?? '')) fail('--ttl must look like 30m, 8h or 7d')
+
+const config = loadConfig()
+if (config.AUTH_JWKS_URL) fail('AUTH_JWKS_URL is set: tokens come from your identity provider, not from here')
+const secret = config.AUTH_JWT_SECRET
+  ? new TextEncoder().encode(config.AUTH_JWT_SECRET)
+  : await developmentSecret(config.DATA_DIR)
+
+const token = await signToken(secret, { sub: values.sub ?? 'dev-user', roles: roles as Role[], ttl: values.ttl ?? '8h' }, config)
+process.stdout.write(`${token}\n`)

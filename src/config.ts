@@ -1,0 +1,84 @@
+/**
+ * Configuration, read once from the environment and validated with zod.
+ *
+ * Nothing else in the codebase reads `process.env`: the server parses it here and passes the
+ * result to `buildApp`, and tests pass their own object, so a test never depends on the shell
+ * it runs in.
+ */
+import { z } from 'zod'
+
+const optionalString = z.string().trim().optional()
+
+const integer = (min: number, max: number, fallback: number) =>
+  z.coerce
+    .number({ error: `must be an integer between ${min} and ${max}` })
+    .int({ error: `must be an integer between ${min} and ${max}` })
+    .min(min, { error: `must be an integer between ${min} and ${max}` })
+    .max(max, { error: `must be an integer between ${min} and ${max}` })
+    .default(fallback)
+
+const databaseUrl = optionalString.refine(
+  (value) => value === undefined || /^postgres(ql)?:\/\/.+/.test(value),
+  { error: 'must be a postgres:// or postgresql:// connection string' },
+)
+
+const httpUrl = optionalString.refine(
+  (value) => value === undefined || /^https?:\/\/.+/.test(value),
+  { error: 'must be an http:// or https:// URL' },
+)
+
+export const ConfigSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    PORT: integer(0, 65535, 3000),
+    HOST: z.string().trim().min(1).default('127.0.0.1'),
+    DATABASE_URL: databaseUrl,
+    DATA_DIR: z.string().trim().min(1).default('./data'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+    AUTH_JWT_SECRET: optionalString.refine((value) => value === undefined || value.length >= 32, {
+      error: 'must be at least 32 characters (HS256 needs a 256-bit secret)',
+    }),
+    AUTH_JWKS_URL: httpUrl,
+    AUTH_ISSUER: optionalString,
+    AUTH_AUDIENCE: optionalString,
+
+    DB_POOL_MAX: integer(1, 200, 10),
+    DB_CONNECT_TIMEOUT_MS: integer(100, 120_000, 5_000),
+    DB_STATEMENT_TIMEOUT_MS: integer(100, 3_600_000, 30_000),
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: integer(100, 3_600_000, 60_000),
+    SHUTDOWN_GRACE_MS: integer(0, 600_000, 10_000),
+  })
+  .superRefine((config, ctx) => {
+    if (config.AUTH_JWT_SECRET && config.AUTH_JWKS_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AUTH_JWKS_URL'],
+        message: 'set either AUTH_JWT_SECRET or AUTH_JWKS_URL, not both',
+      })
+    }
+  })
+
+export type Config = z.infer<typeof ConfigSchema>
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/**
+ * Parses the environment. Throws a ConfigError whose message is one line naming every bad
+ * variable, e.g. `Invalid configuration: PORT must be an integer between 0 and 65535`.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // An unset variable and an empty one mean the same: "use the default".
+  const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ''))
+  const result = ConfigSchema.safeParse(given)
+  if (result.success) return result.data
+  const problems = result.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`)
+  throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`)
+}
+
+/** A configuration for tests and tools: defaults, then the given overrides. */
+export function configWith(overrides: Partial<Record<keyof Config, string>> = {}): Config {
+  return loadConfig({ LOG_LEVEL: 'silent', NODE_ENV: 'test', ...overrides })
+}

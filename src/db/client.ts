@@ -1,0 +1,138 @@
+/**
+ * The database layer: one Drizzle schema, two drivers.
+ *
+ * - `DATABASE_URL` set: a node-postgres Pool with connect, statement and idle-in-transaction
+ *   timeouts, and pool errors logged (a dropped idle connection must never crash the process).
+ * - unset: embedded PostgreSQL (PGlite) persisted under `DATA_DIR`, so the service runs on a fresh
+ *   machine with nothing installed.
+ *
+ * Everything above this file sees a `Database`: the Drizzle handle plus `ping` and `close`.
+ */
+import { mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import { PGlite } from '@electric-sql/pglite'
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
+import type { ExtractTablesWithRelations } from 'drizzle-orm'
+import type { FastifyBaseLogger } from 'fastify'
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
+import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
+import pg from 'pg'
+import * as schema from './schema.js'
+
+export type Schema = typeof schema
+/** The Drizzle handle, whichever driver is underneath. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>
+export type Tx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>
+/** Either a plain handle or an open transaction: what domain functions take. */
+export type DbOrTx = Db | Tx
+
+export interface Database {
+  readonly driver: 'postgres' | 'pglite'
+  readonly db: Db
+  /** Resolves when the database answers a trivial query; rejects otherwise. */
+  ping(): Promise<void>
+  /** Plain SQL with positional parameters ($1, $2, ...), for tests, tools and hand-tuned reports. */
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>
+  close(): Promise<void>
+}
+
+export interface PostgresOptions {
+  url: string
+  poolMax: number
+  connectTimeoutMs: number
+  statementTimeoutMs: number
+  idleInTransactionTimeoutMs: number
+  logger?: Pick<FastifyBaseLogger, 'error' | 'warn'>
+}
+
+export function connectPostgres(options: PostgresOptions): Database {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolMax,
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    // Server-side limits: a runaway query or a transaction left open by a bug ends on its own.
+    statement_timeout: options.statementTimeoutMs,
+    idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs,
+    // Client-side limit, a little longer, for when the server stops answering altogether.
+    query_timeout: options.statementTimeoutMs + 5_000,
+    application_name: 'device-loss-register',
+  })
+  // An idle client whose connection drops (database restart, pg_terminate_backend) emits 'error'
+  // on the pool; unhandled, that would crash the process. The pool discards the client itself.
+  pool.on('error', (error) => {
+    options.logger?.warn({ err: error }, 'database connection lost; the pool will reconnect')
+  })
+  const db = drizzlePg(pool, { schema }) as unknown as Db
+  let closed = false
+  return {
+    driver: 'postgres',
+    db,
+    async ping() {
+      await pool.query('SELECT 1')
+    },
+    async query<T>(text: string, params: unknown[] = []) {
+      return (await pool.query(text, params)).rows as T[]
+    },
+    async close() {
+      if (closed) return
+      closed = true
+      await pool.end()
+    },
+  }
+}
+
+export interface PgliteOptions {
+  /** A directory to persist into; `undefined` keeps the database in memory (tests). */
+  dataDir?: string
+  /** A dump from `PGlite.dumpDataDir()` to start from (tests clone a migrated database this way). */
+  loadDataDir?: Blob | File
+}
+
+export async function connectPglite(options: PgliteOptions): Promise<Database> {
+  if (options.dataDir) await mkdir(options.dataDir, { recursive: true })
+  const client = await PGlite.create({
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
+    extensions: { pg_trgm },
+  })
+  const db = drizzlePglite(client, { schema }) as unknown as Db
+  return {
+    driver: 'pglite',
+    db,
+    async ping() {
+      await client.query('SELECT 1')
+    },
+    async query<T>(text: string, params: unknown[] = []) {
+      return (await client.query<T>(text, params)).rows
+    },
+    async close() {
+      if (!client.closed) await client.close()
+    },
+  }
+}
+
+export interface DatabaseConfig {
+  DATABASE_URL?: string | undefined
+  DATA_DIR: string
+  DB_POOL_MAX: number
+  DB_CONNECT_TIMEOUT_MS: number
+  DB_STATEMENT_TIMEOUT_MS: number
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: number
+}
+
+/** Opens the database the configuration names. */
+export async function openDatabase(config: DatabaseConfig, logger?: PostgresOptions['logger']): Promise<Database> {
+  if (config.DATABASE_URL) {
+    return connectPostgres({
+      url: config.DATABASE_URL,
+      poolMax: config.DB_POOL_MAX,
+      connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+      statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+      idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+      ...(logger ? { logger } : {}),
+    })
+  }
+  return connectPglite({ dataDir: path.join(config.DATA_DIR, 'pgdata') })
+}

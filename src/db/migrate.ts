@@ -1,0 +1,39 @@
+/**
+ * Applies the drizzle-kit migrations in `drizzle/`, idempotently.
+ *
+ * On PostgreSQL the run holds a session advisory lock, so several instances starting at once
+ * apply each migration exactly once: the first migrates, the others wait and then find nothing
+ * to do. PGlite is single-process, so it needs no lock.
+ */
+import { fileURLToPath } from 'node:url'
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
+import type { PgliteDatabase } from 'drizzle-orm/pglite'
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
+import pg from 'pg'
+import type { Database } from './client.js'
+
+export const migrationsFolder = fileURLToPath(new URL('../../drizzle', import.meta.url))
+
+/** Any constant shared by every instance; only this service takes it. */
+const MIGRATION_LOCK_KEY = 727_274_101
+
+export async function runMigrations(database: Database): Promise<void> {
+  if (database.driver === 'pglite') {
+    await migratePglite(database.db as unknown as PgliteDatabase<Record<string, never>>, { migrationsFolder })
+    return
+  }
+  // A dedicated connection: an advisory lock belongs to the session that took it.
+  const pool = (database.db as unknown as { $client: pg.Pool }).$client
+  const client = await pool.connect()
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
+    try {
+      await migratePg(drizzlePg(client), { migrationsFolder })
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY])
+    }
+  } finally {
+    client.release()
+  }
+}

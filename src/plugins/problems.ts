@@ -1,0 +1,266 @@
+/**
+ * Every error leaves the service as `application/problem+json` (RFC 9457):
+ * `{ type, title, status, detail, errors?: [{ path, message }] }`.
+ *
+ * Domain code throws `HttpProblem`s; everything else (validation, content-type, body size,
+ * database constraint violations, unexpected bugs) is translated here, in one place. 5xx details
+ * never reach the client: the real error is logged with the request id.
+ */
+import { STATUS_CODES } from 'node:http'
+import { hasZodFastifySchemaValidationErrors } from '@fastify/type-provider-zod'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { z } from 'zod'
+
+export interface ProblemFieldError {
+  path: string
+  message: string
+  [extra: string]: unknown
+}
+
+export interface ProblemBody {
+  type: string
+  title: string
+  status: number
+  detail: string
+  errors?: ProblemFieldError[]
+}
+
+const TYPE_BASE = 'urn:device-loss-register:problem:'
+
+/** An error with an HTTP meaning; thrown by domain code, rendered by the error handler. */
+export class HttpProblem extends Error {
+  readonly status: number
+  readonly code: string
+  readonly errors: ProblemFieldError[] | undefined
+  readonly headers: Record<string, string>
+
+  constructor(
+    status: number,
+    code: string,
+    detail: string,
+    options: { errors?: ProblemFieldError[]; headers?: Record<string, string> } = {},
+  ) {
+    super(detail)
+    this.name = 'HttpProblem'
+    this.status = status
+    this.code = code
+    this.errors = options.errors
+    this.headers = options.headers ?? {}
+  }
+
+  toBody(): ProblemBody {
+    return {
+      type: TYPE_BASE + this.code,
+      title: STATUS_CODES[this.status] ?? 'Error',
+      status: this.status,
+      detail: this.message,
+      ...(this.errors ? { errors: this.errors } : {}),
+    }
+  }
+}
+
+/** The problems the service raises, by name, so handlers never spell out status codes. */
+export const problems = {
+  badRequest: (detail: string, errors?: ProblemFieldError[]) =>
+    new HttpProblem(400, 'bad-request', detail, errors ? { errors } : {}),
+  validation: (errors: ProblemFieldError[]) =>
+    new HttpProblem(400, 'validation', describeFieldErrors(errors), { errors }),
+  unauthorized: (detail: string) =>
+    new HttpProblem(401, 'unauthorized', detail, { headers: { 'www-authenticate': 'Bearer' } }),
+  forbidden: (detail: string) => new HttpProblem(403, 'forbidden', detail),
+  notFound: (detail: string) => new HttpProblem(404, 'not-found', detail),
+  notAcceptable: (detail: string) => new HttpProblem(406, 'not-acceptable', detail),
+  conflict: (detail: string, errors?: ProblemFieldError[]) =>
+    new HttpProblem(409, 'conflict', detail, errors ? { errors } : {}),
+  preconditionFailed: (detail: string) => new HttpProblem(412, 'precondition-failed', detail),
+  unprocessable: (detail: string, errors?: ProblemFieldError[]) =>
+    new HttpProblem(422, 'unprocessable', detail, errors ? { errors } : {}),
+  preconditionRequired: (detail: string) => new HttpProblem(428, 'precondition-required', detail),
+  unavailable: (detail: string, retryAfterSeconds = 5) =>
+    new HttpProblem(503, 'unavailable', detail, { headers: { 'retry-after': String(retryAfterSeconds) } }),
+}
+
+function describeFieldErrors(errors: ProblemFieldError[]): string {
+  const first = errors[0]
+  if (!first) return 'The request is not valid.'
+  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''
+  return `${first.path}: ${first.message}${more}`
+}
+
+/** The schema of an error response, for the OpenAPI document. */
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.int(),
+    detail: z.string(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() }).catchall(z.unknown())).optional(),
+  })
+  .meta({ id: 'Problem', description: 'An RFC 9457 problem details object.' })
+
+/**
+ * Database errors by SQLSTATE. Drizzle wraps driver errors (`DrizzleQueryError`, whose message
+ * holds the SQL), so the original is found by walking `cause`.
+ */
+interface PgLikeError {
+  code: string
+  constraint?: string
+  detail?: string
+}
+
+function findDatabaseError(error: unknown): PgLikeError | undefined {
+  let current: unknown = error
+  for (let depth = 0; depth < 5 && current && typeof current === 'object'; depth++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return current as PgLikeError
+    current = (current as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+/** Connection-level failures: the database went away or refused us, not the request's fault. */
+const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'])
+
+function isConnectionFailure(error: unknown): boolean {
+  let current: unknown = error
+  for (let depth = 0; depth < 5 && current && typeof current === 'object'; depth++) {
+    const code = (current as { code?: unknown }).code
+    const message = String((current as { message?: unknown }).message ?? '')
+    if (typeof code === 'string' && UNAVAILABLE_NODE_CODES.has(code)) return true
+    if (/Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message))
+      return true
+    current = (current as { cause?: unknown }).cause
+  }
+  return false
+}
+
+/**
+ * Unique and foreign-key constraints name the field a client got wrong. Modules add their own
+ * with `registerConstraint` so that this table stays next to the code that knows the columns.
+ */
+const constraintFields = new Map<string, { field: string; message: string }>()
+
+export function registerConstraint(constraint: string, field: string, message: string): void {
+  constraintFields.set(constraint, { field, message })
+}
+
+function problemFromDatabaseError(error: PgLikeError): HttpProblem | undefined {
+  const known = error.constraint ? constraintFields.get(error.constraint) : undefined
+  switch (error.code) {
+    case '23505': // unique_violation
+      return problems.conflict(known?.message ?? 'The request conflicts with an existing record.', [
+        { path: known?.field ?? 'body', message: known?.message ?? 'already exists' },
+      ])
+    case '23503': // foreign_key_violation: an id in the body names nothing
+      return problems.unprocessable(known?.message ?? 'The request refers to a record that does not exist.', [
+        { path: known?.field ?? 'body', message: known?.message ?? 'does not exist' },
+      ])
+    case '23514': // check_violation: validation should have caught it; still the client's input
+    case '22001': // string_data_right_truncation
+    case '22003': // numeric_value_out_of_range
+    case '22007': // invalid_datetime_format
+    case '22008': // datetime_field_overflow
+    case '22P02': // invalid_text_representation
+      return problems.unprocessable('The request breaks a rule of the register.')
+    case '40001': // serialization_failure
+    case '40P01': // deadlock_detected
+      return problems.unavailable('The request collided with another; retry it.', 1)
+    case '57014': // query_canceled (statement timeout)
+      return problems.unavailable('The database took too long to answer; retry later.')
+    case '57P01': // admin_shutdown
+    case '57P02': // crash_shutdown
+    case '57P03': // cannot_connect_now
+    case '08000':
+    case '08003':
+    case '08006':
+    case '53300': // too_many_connections
+      return problems.unavailable('The database is unavailable; retry shortly.')
+    default:
+      return undefined
+  }
+}
+
+/** Fastify's own client errors, by code, with the status they deserve. */
+const FRAMEWORK_CLIENT_ERRORS: Record<string, { status: number; code: string }> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'unsupported-media-type' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'payload-too-large' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'bad-request' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'bad-request' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'invalid-json' },
+  FST_ERR_BAD_URL: { status: 400, code: 'bad-request' },
+}
+
+function validationProblem(error: FastifyError): HttpProblem {
+  const context = error.validationContext ?? 'body'
+  const errors: ProblemFieldError[] = []
+  for (const issue of error.validation ?? []) {
+    const base = [context, ...issue.instancePath.split('/').filter(Boolean)].join('.')
+    const params = issue.params as { keys?: unknown }
+    if (issue.keyword === 'unrecognized_keys' && Array.isArray(params.keys)) {
+      // One entry per refused field, so the client sees each name.
+      for (const key of params.keys) errors.push({ path: `${base}.${String(key)}`, message: 'is not an allowed field' })
+    } else {
+      errors.push({ path: base, message: issue.message ?? 'is not valid' })
+    }
+  }
+  return problems.validation(errors)
+}
+
+/** Turns any thrown value into the problem to send. Exported for tests of the mapping. */
+export function toProblem(error: unknown): HttpProblem | undefined {
+  if (error instanceof HttpProblem) return error
+  const fastifyError = error as FastifyError
+  if (hasZodFastifySchemaValidationErrors(fastifyError) || Array.isArray(fastifyError?.validation))
+    return validationProblem(fastifyError)
+  const framework = fastifyError?.code ? FRAMEWORK_CLIENT_ERRORS[fastifyError.code] : undefined
+  if (framework) return new HttpProblem(framework.status, framework.code, clientMessage(fastifyError))
+  if (error instanceof SyntaxError && (error as FastifyError).statusCode === 400)
+    return new HttpProblem(400, 'invalid-json', 'The body is not valid JSON.')
+  const database = findDatabaseError(error)
+  if (database) {
+    const mapped = problemFromDatabaseError(database)
+    if (mapped) return mapped
+  }
+  if (isConnectionFailure(error)) return problems.unavailable('The database is unavailable; retry shortly.')
+  const status = fastifyError?.statusCode
+  if (typeof status === 'number' && status >= 400 && status < 500)
+    return new HttpProblem(status, 'client-error', clientMessage(fastifyError))
+  return undefined
+}
+
+/** Fastify's 4xx messages describe the request, never internals; keep them short anyway. */
+function clientMessage(error: FastifyError): string {
+  return String(error.message ?? STATUS_CODES[error.statusCode ?? 400]).slice(0, 300)
+}
+
+export function sendProblem(reply: FastifyReply, problem: HttpProblem): FastifyReply {
+  return reply
+    .code(problem.status)
+    .headers(problem.headers)
+    .type('application/problem+json; charset=utf-8')
+    .send(problem.toBody())
+}
+
+function handleError(this: FastifyInstance, error: unknown, request: FastifyRequest, reply: FastifyReply) {
+  const problem = toProblem(error)
+  if (problem) {
+    if (problem.status >= 500) request.log.warn({ err: error }, problem.message)
+    return sendProblem(reply, problem)
+  }
+  request.log.error({ err: error }, 'unexpected error')
+  return sendProblem(
+    reply,
+    new HttpProblem(500, 'internal', `An unexpected error occurred. Quote request id ${request.id} when reporting it.`),
+  )
+}
+
+export default fp(
+  async function problemsPlugin(app: FastifyInstance) {
+    app.setErrorHandler(handleError)
+    app.setNotFoundHandler((request, reply) =>
+      sendProblem(reply, problems.notFound(`There is no route ${request.method} ${request.url.split('?')[0]}.`)),
+    )
+  },
+  { name: 'problems' },
+)

@@ -1,0 +1,43 @@
+import t from 'tap'
+import { connectPostgres } from '../../src/db/client.js'
+import { runMigrations } from '../../src/db/migrate.js'
+import { buildTestApp } from '../helpers/app.js'
+import { createEmptyPostgresDatabase, createTestDatabase, driverUnderTest, postgresUrlFor, testPoolOptions } from '../helpers/database.js'
+
+t.test('migrations apply twice without error and change nothing the second time', async (t) => {
+  const database = await createTestDatabase(t)
+  const count = 'SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations'
+  const [before] = await database.query<{ n: number }>(count)
+  await runMigrations(database)
+  const [after] = await database.query<{ n: number }>(count)
+  t.same(after, before)
+  t.ok(before!.n >= 2, 'both migrations recorded')
+})
+
+t.test('the audit table refuses UPDATE, DELETE and TRUNCATE at the database', async (t) => {
+  const database = await createTestDatabase(t)
+  await database.query(
+    `INSERT INTO audit_events (at, actor, action, entity_type, entity_id, hash)
+     VALUES (now(), 'x', 'test', 'custodian', gen_random_uuid(), repeat('a', 64))`,
+  )
+  for (const statement of ["UPDATE audit_events SET actor = 'y'", 'DELETE FROM audit_events', 'TRUNCATE audit_events']) {
+    await t.rejects(database.query(statement), { code: '42501' }, statement)
+  }
+  t.same(await database.query('SELECT actor FROM audit_events'), [{ actor: 'x' }])
+})
+
+t.test('two instances starting at once against one empty database both come up', { skip: driverUnderTest !== 'postgres' && 'PGlite is single-process: one instance per data directory' }, async (t) => {
+  const name = await createEmptyPostgresDatabase(t)
+  const first = connectPostgres(testPoolOptions(postgresUrlFor(name)))
+  const second = connectPostgres(testPoolOptions(postgresUrlFor(name)))
+  await Promise.all([runMigrations(first), runMigrations(second)])
+  const apps = await Promise.all([buildTestApp(t, { database: first }), buildTestApp(t, { database: second })])
+  for (const { app } of apps) {
+    const response = await app.inject({ method: 'GET', url: '/readyz' })
+    t.equal(response.statusCode, 200)
+  }
+  const [applied] = await first.query<{ n: number }>('SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations')
+  t.ok(applied!.n >= 2, 'each migration recorded once')
+  const duplicates = await first.query('SELECT hash FROM drizzle.__drizzle_migrations GROUP BY hash HAVING count(*) > 1')
+  t.same(duplicates, [], 'no migration applied twice')
+})

@@ -10,9 +10,12 @@ import Fastify from 'fastify'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
 import { loggerOptions, RequestLogController } from './logging.js'
+import { auditRoutes } from './modules/audit/routes.js'
+import { custodianRoutes } from './modules/custodians/routes.js'
 import { healthRoutes } from './modules/health/routes.js'
 import authPlugin, { type Authenticator } from './plugins/auth.js'
 import databasePlugin from './plugins/database.js'
+import idempotencyPlugin from './plugins/idempotency.js'
 import openapiPlugin from './plugins/openapi.js'
 import problemsPlugin, { problems, sendProblem, toProblem } from './plugins/problems.js'
 
@@ -54,8 +57,11 @@ export async function buildApp(config: Config, deps: AppDependencies) {
   await app.register(databasePlugin, { database: deps.database })
   await app.register(openapiPlugin)
   await app.register(authPlugin, { authenticator: deps.authenticator })
+  await app.register(idempotencyPlugin)
 
   await app.register(healthRoutes)
+  await app.register(auditRoutes)
+  await app.register(custodianRoutes)
 
   return app
 }

@@ -191,6 +191,12 @@ const FRAMEWORK_CLIENT_ERRORS: Record<string, { status: number; code: string }> 
   FST_ERR_BAD_URL: { status: 400, code: 'bad-request' },
 }
 
+/** Fields the server owns; a client that sends one is told so rather than "not allowed". */
+const SERVER_OWNED_FIELDS = new Set([
+  'id', 'status', 'version', 'createdAt', 'updatedAt', 'createdBy', 'reference', 'risk', 'icoDeadline',
+  'currentCustodianId', 'lastSeenAt',
+])
+
 function validationProblem(error: FastifyError): HttpProblem {
   const context = error.validationContext ?? 'body'
   const errors: ProblemFieldError[] = []
@@ -199,7 +205,10 @@ function validationProblem(error: FastifyError): HttpProblem {
     const params = issue.params as { keys?: unknown }
     if (issue.keyword === 'unrecognized_keys' && Array.isArray(params.keys)) {
       // One entry per refused field, so the client sees each name.
-      for (const key of params.keys) errors.push({ path: `${base}.${String(key)}`, message: 'is not an allowed field' })
+      for (const key of params.keys) {
+        const message = SERVER_OWNED_FIELDS.has(String(key)) ? 'is set by the server and cannot be given' : 'is not an allowed field'
+        errors.push({ path: `${base}.${String(key)}`, message })
+      }
     } else {
       errors.push({ path: base, message: issue.message ?? 'is not valid' })
     }

@@ -1,0 +1,37 @@
+/**
+ * Optimistic concurrency for single resources: every response that carries a resource carries its
+ * `ETag` (the row's `version`), and `PATCH` must say which version it changes with `If-Match`.
+ * Missing: 428. Stale: 412 (decided inside the UPDATE, `WHERE id = $1 AND version = $2`, so two
+ * writers with the same ETag can never both win).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { z } from 'zod'
+import { problems } from '../plugins/problems.js'
+
+export const etagOf = (version: number): string => `"${version}"`
+
+export function setEtag(reply: FastifyReply, version: number): void {
+  reply.header('etag', etagOf(version))
+}
+
+/** Documents `If-Match` on PATCH routes; presence is checked by `expectedVersion`, for a 428. */
+export const IfMatchHeaders = z.object({
+  'if-match': z.string().max(100).optional().meta({ description: 'The ETag of the version being changed, e.g. "3".' }),
+})
+
+/** The version the client says it is changing, from `If-Match`. */
+export function expectedVersion(request: FastifyRequest): number {
+  const header = request.headers['if-match']
+  if (header === undefined || header === '') {
+    throw problems.preconditionRequired('PATCH needs an If-Match header with the ETag you last read, e.g. If-Match: "3".')
+  }
+  const match = /^\s*(?:W\/)?"(\d{1,9})"\s*$/.exec(String(header))
+  if (!match) {
+    throw problems.preconditionFailed(`If-Match ${JSON.stringify(String(header).slice(0, 40))} is not an ETag of this resource; read it again.`)
+  }
+  return Number(match[1])
+}
+
+export function staleVersion(entity: string): never {
+  throw problems.preconditionFailed(`The ${entity} has changed since you read it (ETag mismatch); read it again and retry.`)
+}

@@ -1,0 +1,84 @@
+import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
+import { writeContext } from '../../http/context.js'
+import { pageOf } from '../../http/pagination.js'
+import { expectedVersion, IfMatchHeaders, setEtag } from '../../http/preconditions.js'
+import { IdParams } from '../../http/schemas.js'
+import { ProblemSchema } from '../../plugins/problems.js'
+import { CreateCustodianBody, CustodianListQuery, CustodianSchema, UpdateCustodianBody } from './schemas.js'
+import { createCustodian, getCustodian, listCustodians, updateCustodian } from './service.js'
+
+const CUSTODIAN_ROLES = ['security', 'asset_manager'] as const
+
+export const custodianRoutes: FastifyPluginAsyncZod = async (app) => {
+  app.post(
+    '/v1/custodians',
+    {
+      config: { access: CUSTODIAN_ROLES, idempotent: true },
+      schema: {
+        tags: ['custodians'],
+        summary: 'Add a custodian (an MP, peer, member of staff or office)',
+        body: CreateCustodianBody,
+        response: { 201: CustodianSchema, 400: ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      const custodian = await createCustodian(app.db, writeContext(request), request.body)
+      setEtag(reply, custodian.version)
+      reply.header('location', `/v1/custodians/${custodian.id}`)
+      return reply.code(201).send(custodian)
+    },
+  )
+
+  app.get(
+    '/v1/custodians',
+    {
+      config: { access: CUSTODIAN_ROLES },
+      schema: {
+        tags: ['custodians'],
+        summary: 'List custodians',
+        querystring: CustodianListQuery,
+        response: { 200: pageOf(CustodianSchema) },
+      },
+    },
+    async (request) => listCustodians(app.db, request.query),
+  )
+
+  app.get(
+    '/v1/custodians/:id',
+    {
+      config: { access: CUSTODIAN_ROLES },
+      schema: {
+        tags: ['custodians'],
+        summary: 'Read a custodian',
+        params: IdParams,
+        response: { 200: CustodianSchema, 404: ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      const custodian = await getCustodian(app.db, request.params.id)
+      setEtag(reply, custodian.version)
+      return custodian
+    },
+  )
+
+  app.patch(
+    '/v1/custodians/:id',
+    {
+      config: { access: CUSTODIAN_ROLES },
+      schema: {
+        tags: ['custodians'],
+        summary: 'Change a custodian (If-Match required); leaving is active: false with leftOn',
+        params: IdParams,
+        headers: IfMatchHeaders,
+        body: UpdateCustodianBody,
+        response: { 200: CustodianSchema, 404: ProblemSchema, 412: ProblemSchema, 428: ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      const version = expectedVersion(request)
+      const custodian = await updateCustodian(app.db, writeContext(request), request.params.id, version, request.body)
+      setEtag(reply, custodian.version)
+      return custodian
+    },
+  )
+}

@@ -1,0 +1,68 @@
+import { z } from 'zod'
+import { DateString, QueryBoolean, Text } from '../../http/schemas.js'
+import { PageQuery } from '../../http/pagination.js'
+
+export const CustodianKind = z.enum(['mp', 'peer', 'staff', 'office'])
+export const House = z.enum(['commons', 'lords'])
+
+export const CustodianSchema = z
+  .object({
+    id: z.string(),
+    kind: CustodianKind,
+    name: z.string(),
+    house: House.nullable(),
+    constituency: z.string().nullable(),
+    email: z.string().nullable(),
+    active: z.boolean(),
+    leftOn: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    version: z.number().int(),
+  })
+  .meta({ id: 'Custodian' })
+
+export type Custodian = z.infer<typeof CustodianSchema>
+
+const editable = {
+  name: Text(200),
+  house: House.nullable(),
+  constituency: Text(200).nullable(),
+  email: z.email({ error: 'must be an email address' }).max(320).nullable(),
+  active: z.boolean(),
+  leftOn: DateString.nullable(),
+}
+
+export const CreateCustodianBody = z
+  .strictObject({
+    kind: CustodianKind,
+    name: editable.name,
+    house: editable.house.optional(),
+    constituency: editable.constituency.optional(),
+    email: editable.email.optional(),
+    active: editable.active.optional(),
+    leftOn: editable.leftOn.optional(),
+  })
+  .meta({ id: 'CreateCustodian' })
+
+export const UpdateCustodianBody = z
+  .strictObject({
+    kind: CustodianKind.optional(),
+    name: editable.name.optional(),
+    house: editable.house.optional(),
+    constituency: editable.constituency.optional(),
+    email: editable.email.optional(),
+    active: editable.active.optional(),
+    leftOn: editable.leftOn.optional(),
+  })
+  .refine((body) => Object.keys(body).length > 0, { error: 'name at least one field to change' })
+  .meta({ id: 'UpdateCustodian' })
+
+export type CreateCustodianInput = z.infer<typeof CreateCustodianBody>
+export type UpdateCustodianInput = z.infer<typeof UpdateCustodianBody>
+
+export const CustodianListQuery = z.strictObject({
+  active: QueryBoolean.optional(),
+  kind: CustodianKind.optional(),
+  q: z.string().trim().min(1).max(100).optional().meta({ description: 'Part of the name, any case.' }),
+  ...PageQuery,
+})

@@ -1,0 +1,155 @@
+/**
+ * Custodians: the people and offices that hold devices. Nobody is ever deleted; a member who
+ * leaves becomes inactive with a `leftOn` date, and keeps their history.
+ */
+import { and, asc, eq, gt, type SQL, sql } from 'drizzle-orm'
+import type { DbOrTx } from '../../db/client.js'
+import { newId } from '../../db/ids.js'
+import { custodians } from '../../db/schema.js'
+import type { WriteContext } from '../../http/context.js'
+import { decodeCursor, toPage } from '../../http/pagination.js'
+import { staleVersion } from '../../http/preconditions.js'
+import { iso } from '../../http/schemas.js'
+import { problems } from '../../plugins/problems.js'
+import { recordAudit } from '../audit/trail.js'
+import type { CreateCustodianInput, Custodian, UpdateCustodianInput } from './schemas.js'
+
+type CustodianRow = typeof custodians.$inferSelect
+
+export function toCustodian(row: CustodianRow): Custodian {
+  return {
+    id: row.id,
+    kind: row.kind,
+    name: row.name,
+    house: row.house,
+    constituency: row.constituency,
+    email: row.email,
+    active: row.active,
+    leftOn: row.leftOn,
+    createdAt: iso(row.createdAt)!,
+    updatedAt: iso(row.updatedAt)!,
+    version: row.version,
+  }
+}
+
+interface Membership {
+  kind: CustodianRow['kind']
+  house: CustodianRow['house']
+  active: boolean
+  leftOn: string | null
+}
+
+/**
+ * Rules across fields: an MP sits in the Commons and a peer in the Lords; someone who has left
+ * (`leftOn`) is not active. Giving `leftOn` alone makes the custodian inactive; making a
+ * custodian active again (re-elected) clears `leftOn`.
+ */
+function settleMembership(current: Membership, change: Partial<Membership>): Membership {
+  const next = { ...current, ...change }
+  if (change.leftOn && change.active === undefined) next.active = false
+  if (change.active === true && change.leftOn === undefined) next.leftOn = null
+  const errors = []
+  if (next.kind === 'mp' && next.house === 'lords') errors.push({ path: 'body.house', message: 'an MP sits in the commons' })
+  if (next.kind === 'peer' && next.house === 'commons') errors.push({ path: 'body.house', message: 'a peer sits in the lords' })
+  if (next.active && next.leftOn) errors.push({ path: 'body.active', message: 'a custodian who has left (leftOn) cannot be active' })
+  if (next.leftOn && next.leftOn > new Date().toISOString().slice(0, 10)) {
+    errors.push({ path: 'body.leftOn', message: 'must not be in the future' })
+  }
+  if (errors.length > 0) throw problems.validation(errors)
+  return next
+}
+
+export async function createCustodian(db: DbOrTx, context: WriteContext, input: CreateCustodianInput): Promise<Custodian> {
+  const defaultHouse = input.kind === 'mp' ? 'commons' : input.kind === 'peer' ? 'lords' : null
+  const membership = settleMembership(
+    { kind: input.kind, house: input.house ?? defaultHouse, active: true, leftOn: null },
+    { ...(input.active !== undefined ? { active: input.active } : {}), ...(input.leftOn ? { leftOn: input.leftOn } : {}) },
+  )
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(custodians)
+      .values({
+        id: newId(),
+        name: input.name,
+        constituency: input.constituency ?? null,
+        email: input.email ?? null,
+        ...membership,
+        createdBy: context.actor,
+      })
+      .returning()
+    const created = toCustodian(row!)
+    await recordAudit(tx, context, { action: 'custodian.created', entityType: 'custodian', entityId: created.id, after: created })
+    return created
+  })
+}
+
+export async function findCustodian(db: DbOrTx, id: string): Promise<CustodianRow | undefined> {
+  const [row] = await db.select().from(custodians).where(eq(custodians.id, id))
+  return row
+}
+
+export async function getCustodian(db: DbOrTx, id: string): Promise<Custodian> {
+  const row = await findCustodian(db, id)
+  if (!row) throw problems.notFound(`There is no custodian ${id}.`)
+  return toCustodian(row)
+}
+
+export async function updateCustodian(
+  db: DbOrTx,
+  context: WriteContext,
+  id: string,
+  version: number,
+  change: UpdateCustodianInput,
+): Promise<Custodian> {
+  return db.transaction(async (tx) => {
+    const current = await findCustodian(tx, id)
+    if (!current) throw problems.notFound(`There is no custodian ${id}.`)
+    if (current.version !== version) staleVersion('custodian')
+    const { kind, house, active, leftOn, ...plain } = change
+    const membership = settleMembership(current, {
+      ...(kind !== undefined ? { kind } : {}),
+      ...(house !== undefined ? { house } : {}),
+      ...(active !== undefined ? { active } : {}),
+      ...(leftOn !== undefined ? { leftOn } : {}),
+    })
+    // The version check is repeated inside the UPDATE: of two writers holding the same ETag, one wins.
+    const [row] = await tx
+      .update(custodians)
+      .set({ ...plain, ...membership, updatedAt: new Date(), version: sql`${custodians.version} + 1` })
+      .where(and(eq(custodians.id, id), eq(custodians.version, version)))
+      .returning()
+    if (!row) staleVersion('custodian')
+    const before = toCustodian(current)
+    const after = toCustodian(row)
+    await recordAudit(tx, context, { action: 'custodian.updated', entityType: 'custodian', entityId: id, before, after })
+    return after
+  })
+}
+
+export interface CustodianListFilter {
+  active?: boolean | undefined
+  kind?: CustodianRow['kind'] | undefined
+  q?: string | undefined
+  limit: number
+  cursor?: string | undefined
+}
+
+/** `%` and `_` in a search are literal characters, not wildcards. */
+export const likeEscape = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`)
+
+export async function listCustodians(db: DbOrTx, filter: CustodianListFilter) {
+  const cursor = decodeCursor(filter.cursor, 1)
+  const conditions: (SQL | undefined)[] = [
+    filter.active !== undefined ? eq(custodians.active, filter.active) : undefined,
+    filter.kind ? eq(custodians.kind, filter.kind) : undefined,
+    filter.q ? sql`lower(${custodians.name}) LIKE ${`%${likeEscape(filter.q.toLowerCase())}%`}` : undefined,
+    cursor ? gt(custodians.id, String(cursor[0])) : undefined,
+  ]
+  const rows = await db
+    .select()
+    .from(custodians)
+    .where(and(...conditions))
+    .orderBy(asc(custodians.id))
+    .limit(filter.limit + 1)
+  return toPage(rows, filter.limit, (row) => [row.id], toCustodian)
+}

@@ -1,0 +1,169 @@
+/**
+ * `Idempotency-Key` for creating POSTs. A route opts in with `config: { idempotent: true }`; the
+ * key is then documented on it and honoured:
+ *
+ * - first request with a key: the key is claimed (a row with no response yet), the route runs,
+ *   and its response (status, body, ETag/Location) is stored with a hash of the request;
+ * - same key, same request, same caller: the stored response is replayed, nothing runs again;
+ * - same key, another request: 422; same key while the first is still running: 409;
+ * - a 5xx is not stored (the key is released), so the client's retry runs for real;
+ * - keys are scoped to the caller (the token's `sub`) and kept for 24 hours.
+ *
+ * The claim is one INSERT … ON CONFLICT DO NOTHING, so of 20 concurrent requests with one key,
+ * exactly one runs.
+ */
+import { createHash } from 'node:crypto'
+import { and, eq, lt, sql } from 'drizzle-orm'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import fp from 'fastify-plugin'
+import stringify from 'safe-stable-stringify'
+import { z } from 'zod'
+import { idempotencyKeys } from '../db/schema.js'
+import { callerOf } from './auth.js'
+import { problems } from './problems.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** This creating POST honours `Idempotency-Key`. */
+    idempotent?: boolean
+  }
+  interface FastifyRequest {
+    idempotencyClaim: { caller: string; key: string } | null
+  }
+}
+
+export const KEY_TTL_MS = 24 * 60 * 60 * 1000
+/** A claim with no response after this long belongs to a request that died; it may be taken over. */
+const ABANDONED_AFTER_MS = 5 * 60 * 1000
+const REPLAYED_HEADERS = ['etag', 'location', 'content-type'] as const
+
+const IdempotencyHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .min(1, { error: 'must be 1 to 255 characters' })
+    .max(255, { error: 'must be 1 to 255 characters' })
+    .optional()
+    .meta({ description: 'Makes a retried create safe: the first response is replayed. Kept 24 hours.' }),
+})
+
+function requestHash(request: FastifyRequest): string {
+  const path = request.url.split('?')[0]
+  return createHash('sha256')
+    .update(`${request.method} ${path}\n${stringify(request.body ?? null)}`)
+    .digest('hex')
+}
+
+/** Claims the request's key, or replays its stored response; true when the reply was sent. */
+async function claim(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+  const key = request.headers['idempotency-key']
+  if (typeof key !== 'string') return false
+  const caller = callerOf(request).sub
+  const hash = requestHash(request)
+  const now = Date.now()
+  const inserted = await app.db
+    .insert(idempotencyKeys)
+    .values({
+      caller,
+      key,
+      method: request.method,
+      path: request.url.split('?')[0]!,
+      requestHash: hash,
+      createdAt: new Date(now),
+      expiresAt: new Date(now + KEY_TTL_MS),
+    })
+    .onConflictDoNothing()
+    .returning({ key: idempotencyKeys.key })
+  if (inserted.length === 1) {
+    request.idempotencyClaim = { caller, key }
+    return false
+  }
+
+  const [stored] = await app.db
+    .select()
+    .from(idempotencyKeys)
+    .where(and(eq(idempotencyKeys.caller, caller), eq(idempotencyKeys.key, key)))
+  const stale =
+    !stored ||
+    stored.expiresAt.getTime() <= now ||
+    (stored.responseStatus === null && stored.createdAt.getTime() < now - ABANDONED_AFTER_MS)
+  if (stale) {
+    // Expired or abandoned: release it and claim afresh (a concurrent claimant may win; then we lose cleanly).
+    await app.db
+      .delete(idempotencyKeys)
+      .where(and(eq(idempotencyKeys.caller, caller), eq(idempotencyKeys.key, key), eq(idempotencyKeys.requestHash, stored?.requestHash ?? hash)))
+    return claim(app, request, reply)
+  }
+  if (stored.requestHash !== hash) {
+    throw problems.unprocessable('This Idempotency-Key was used with a different request; use a new key for a new request.', [
+      { path: 'headers.idempotency-key', message: 'was used with a different request' },
+    ])
+  }
+  if (stored.responseStatus === null) {
+    throw problems.conflict('A request with this Idempotency-Key is still in progress; retry in a moment.', [
+      { path: 'headers.idempotency-key', message: 'is in use by a request in progress' },
+    ])
+  }
+  const headers = (stored.responseHeaders ?? {}) as Record<string, string>
+  reply.headers(headers).header('idempotent-replayed', 'true').code(stored.responseStatus)
+  // The body is sent as stored, already serialised: it must not go through the route's serializer again.
+  reply.serializer((payload: unknown) => payload as string).send(JSON.stringify(stored.responseBody))
+  return true
+}
+
+async function store(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, payload: unknown) {
+  const claimed = request.idempotencyClaim
+  if (!claimed) return
+  request.idempotencyClaim = null
+  const where = and(eq(idempotencyKeys.caller, claimed.caller), eq(idempotencyKeys.key, claimed.key))
+  try {
+    if (reply.statusCode >= 500 || typeof payload !== 'string') {
+      await app.db.delete(idempotencyKeys).where(where)
+      return
+    }
+    const headers: Record<string, string> = {}
+    for (const name of REPLAYED_HEADERS) {
+      const value = reply.getHeader(name)
+      if (value !== undefined) headers[name] = String(value)
+    }
+    await app.db
+      .update(idempotencyKeys)
+      .set({ responseStatus: reply.statusCode, responseBody: JSON.parse(payload), responseHeaders: headers })
+      .where(where)
+  } catch (error) {
+    // The response itself stands; a retry will find the key in flight, then abandoned, then free.
+    request.log.error({ err: error }, 'could not store the idempotent response')
+  }
+}
+
+export default fp(
+  async function idempotencyPlugin(app: FastifyInstance) {
+    app.decorateRequest('idempotencyClaim', null)
+
+    app.addHook('onRoute', (route: RouteOptions) => {
+      if (!route.config?.idempotent) return
+      const schema = (route.schema ??= {}) as Record<string, unknown>
+      schema.headers ??= IdempotencyHeaders
+    })
+
+    app.addHook('preHandler', async (request, reply) => {
+      if (!request.routeOptions.config.idempotent) return
+      if (await claim(app, request, reply)) return reply
+    })
+
+    app.addHook('onSend', async (request, reply, payload) => {
+      await store(app, request, reply, payload)
+      return payload
+    })
+
+    // Expired keys are swept now and then, not on every request.
+    let requestsSinceSweep = 0
+    app.addHook('onResponse', async (request) => {
+      if (!request.routeOptions.config.idempotent || ++requestsSinceSweep < 500) return
+      requestsSinceSweep = 0
+      await app.db.delete(idempotencyKeys).where(lt(idempotencyKeys.expiresAt, sql`now()`)).catch((error: unknown) => {
+        request.log.warn({ err: error }, 'sweeping expired idempotency keys failed')
+      })
+    })
+  },
+  { name: 'idempotency', dependencies: ['database', 'auth', 'problems'] },
+)

@@ -1,55 +1,9 @@
-/**
- * Starts the service: configuration, database, migrations, app, listen; and a graceful stop on
- * SIGTERM/SIGINT (stop accepting, finish requests in flight, close the pool, exit 0).
- */
-import closeWithGrace from 'close-with-grace'
-import { buildApp } from './app.js'
-import { createAuthenticator } from './auth/authenticator.js'
-import { ConfigError, loadConfig } from './config.js'
-import { openDatabase } from './db/client.js'
-import { runMigrations } from './db/migrate.js'
+/** `npm start`: the service, configured from the environment. */
+import { loadConfig } from './config.js'
+import { failedToStart, startService } from './service.js'
 
-async function main(): Promise<void> {
-  const config = loadConfig()
-  const authenticator = await createAuthenticator(config)
-  const database = await openDatabase(config)
-  const app = await buildApp(config, { database, authenticator })
-
-  closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
-    if (err) app.log.error({ err }, 'stopping after an unexpected error')
-    else app.log.info({ signal }, 'stopping: finishing requests in flight')
-    await app.close()
-  })
-
-  const startedAt = performance.now()
-  try {
-    await runMigrations(database)
-  } catch (error) {
-    app.log.fatal({ err: error }, 'database migrations failed')
-    await app.close()
-    process.exit(1)
-  }
-  await app.listen({ port: config.PORT, host: config.HOST })
-  app.log.info(
-    {
-      database: database.driver === 'pglite' ? `embedded PGlite in ${config.DATA_DIR}` : 'PostgreSQL',
-      auth: authenticator.mode,
-      startupMs: Math.round(performance.now() - startedAt),
-    },
-    'device loss register ready',
-  )
-  if (authenticator.mode === 'development-secret') {
-    app.log.warn(
-      `no AUTH_* set: tokens are signed with a development secret in ${config.DATA_DIR}; mint one with: npm run token -- --role security`,
-    )
-  }
+try {
+  await startService(loadConfig())
+} catch (error) {
+  failedToStart(error)
 }
-
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError) {
-    process.stderr.write(`${error.message}\n`)
-  } else {
-    process.stderr.write(`device loss register failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
-  }
-  process.exit(1)
-})

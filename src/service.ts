@@ -1,0 +1,63 @@
+/**
+ * Runs the service: database, migrations, app, listen; and a graceful stop on SIGTERM/SIGINT
+ * (stop accepting, finish requests in flight, close the pool, exit 0). Used by `npm start`
+ * (server.ts) and `npm run demo` (cli/demo.ts), which loads its data set before listening.
+ */
+import closeWithGrace from 'close-with-grace'
+import { type App, buildApp } from './app.js'
+import { type Authenticator, createAuthenticator } from './auth/authenticator.js'
+import { type Config, ConfigError } from './config.js'
+import { openDatabase } from './db/client.js'
+import { runMigrations } from './db/migrate.js'
+
+export interface StartOptions {
+  /** Runs after migrations and before the service listens. */
+  beforeListen?: (app: App, authenticator: Authenticator) => Promise<void>
+}
+
+export async function startService(config: Config, options: StartOptions = {}): Promise<App> {
+  const authenticator = await createAuthenticator(config)
+  const database = await openDatabase(config)
+  const app = await buildApp(config, { database, authenticator })
+
+  closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'stopping after an unexpected error')
+    else app.log.info({ signal }, 'stopping: finishing requests in flight')
+    await app.close()
+  })
+
+  const startedAt = performance.now()
+  try {
+    await runMigrations(database)
+  } catch (error) {
+    app.log.fatal({ err: error }, 'database migrations failed')
+    await app.close()
+    process.exit(1)
+  }
+  await options.beforeListen?.(app, authenticator)
+  await app.listen({ port: config.PORT, host: config.HOST })
+  app.log.info(
+    {
+      database: database.driver === 'pglite' ? `embedded PGlite in ${config.DATA_DIR}` : 'PostgreSQL',
+      auth: authenticator.mode,
+      startupMs: Math.round(performance.now() - startedAt),
+    },
+    'device loss register ready',
+  )
+  if (authenticator.mode === 'development-secret') {
+    app.log.warn(
+      `no AUTH_* set: tokens are signed with a development secret in ${config.DATA_DIR}; mint one with: npm run token -- --role security`,
+    )
+  }
+  return app
+}
+
+/** The last word of a process that could not start: one line, exit code 1. */
+export function failedToStart(error: unknown): never {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\n`)
+  } else {
+    process.stderr.write(`device loss register failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+  }
+  process.exit(1)
+}

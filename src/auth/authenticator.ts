@@ -30,6 +30,18 @@ export class InvalidTokenError extends Error {
   override name = 'InvalidTokenError'
 }
 
+/** The identity provider's keys could not be had (down, slow, garbage): not the caller's fault. */
+export class KeysUnavailableError extends Error {
+  override name = 'KeysUnavailableError'
+}
+
+/** True when a JWKS failure is about fetching the key set, not about the token. */
+function isKeySetFailure(error: unknown): boolean {
+  if (!(error instanceof joseErrors.JOSEError)) return true // fetch itself failed (refused, DNS, reset)
+  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid) return true
+  return error.code === 'ERR_JOSE_GENERIC' && /JSON Web Key Set HTTP response/.test(error.message)
+}
+
 export interface Authenticator {
   /** How tokens are verified, for the start-up log line. */
   readonly mode: 'hs256-secret' | 'jwks' | 'development-secret'
@@ -110,6 +122,7 @@ function jwksAuthenticator(url: string, config: Pick<Config, 'AUTH_ISSUER' | 'AU
         return principalFrom(payload)
       } catch (error) {
         if (error instanceof InvalidTokenError) throw error
+        if (isKeySetFailure(error)) throw new KeysUnavailableError('The identity provider keys could not be fetched.', { cause: error })
         throw new InvalidTokenError(describeJoseError(error))
       }
     },

@@ -12,7 +12,7 @@
  */
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { type Authenticator, InvalidTokenError, type Principal, type Role } from '../auth/authenticator.js'
+import { type Authenticator, InvalidTokenError, KeysUnavailableError, type Principal, type Role } from '../auth/authenticator.js'
 import { ProblemSchema, problems } from './problems.js'
 
 export type { Authenticator, Principal, Role }
@@ -82,6 +82,11 @@ export default fp(
         principal = await authenticator.verify(bearerToken(request))
       } catch (error) {
         if (error instanceof InvalidTokenError) throw problems.unauthorized(error.message)
+        if (error instanceof KeysUnavailableError) {
+          // A 401 would send clients to sign in again for nothing; the outage is ours (or the IdP's).
+          request.log.warn({ err: error.cause }, 'identity provider keys unavailable')
+          throw problems.unavailable('Tokens cannot be checked right now (identity provider keys unavailable); retry shortly.')
+        }
         throw error
       }
       request.principal = principal

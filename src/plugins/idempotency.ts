@@ -3,17 +3,20 @@
  * key is then documented on it and honoured:
  *
  * - first request with a key: the key is claimed (a row with no response yet), the route runs,
- *   and its response (status, body, ETag/Location) is stored with a hash of the request;
+ *   and its response (status, exact body text, ETag/Location) is stored with a hash of the request;
+ * - a 4xx from the route is stored and replayed like a 2xx; a request refused before the route
+ *   runs (schema 400, 401, 403) never claims the key;
  * - same key, same request, same caller: the stored response is replayed, nothing runs again;
  * - same key, another request: 422; same key while the first is still running: 409;
  * - a 5xx is not stored (the key is released), so the client's retry runs for real;
- * - keys are scoped to the caller (the token's `sub`) and kept for 24 hours.
+ * - keys are scoped to the caller (the token's `sub`) and kept for 24 hours; an expired key, or a
+ *   claim left by a request that died, is taken over by one conditional UPDATE (one winner).
  *
  * The claim is one INSERT … ON CONFLICT DO NOTHING, so of 20 concurrent requests with one key,
  * exactly one runs.
  */
 import { createHash } from 'node:crypto'
-import { and, eq, lt, sql } from 'drizzle-orm'
+import { and, eq, isNull, lt, lte, or, sql } from 'drizzle-orm'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import stringify from 'safe-stable-stringify'
@@ -53,45 +56,62 @@ function requestHash(request: FastifyRequest): string {
     .digest('hex')
 }
 
+const KEY_ERROR = { path: 'headers.idempotency-key', message: 'must be 1 to 255 characters' }
+
 /** Claims the request's key, or replays its stored response; true when the reply was sent. */
-async function claim(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+async function claim(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, attempt = 0): Promise<boolean> {
   const key = request.headers['idempotency-key']
-  if (typeof key !== 'string') return false
+  if (key === undefined) return false
+  // Checked here too: a route with its own headers schema may not carry the documented one.
+  if (typeof key !== 'string' || key.length < 1 || key.length > 255) throw problems.validation([KEY_ERROR])
   const caller = callerOf(request).sub
   const hash = requestHash(request)
   const now = Date.now()
+  const fresh = {
+    method: request.method,
+    path: request.url.split('?')[0]!,
+    requestHash: hash,
+    responseStatus: null,
+    responseBody: null,
+    responseHeaders: null,
+    createdAt: new Date(now),
+    expiresAt: new Date(now + KEY_TTL_MS),
+  }
+  const thisKey = and(eq(idempotencyKeys.caller, caller), eq(idempotencyKeys.key, key))
   const inserted = await app.db
     .insert(idempotencyKeys)
-    .values({
-      caller,
-      key,
-      method: request.method,
-      path: request.url.split('?')[0]!,
-      requestHash: hash,
-      createdAt: new Date(now),
-      expiresAt: new Date(now + KEY_TTL_MS),
-    })
+    .values({ caller, key, ...fresh })
     .onConflictDoNothing()
     .returning({ key: idempotencyKeys.key })
-  if (inserted.length === 1) {
+  // An expired key, or a claim whose request died, is taken over in one UPDATE: of several
+  // requests that find it so, the row lock lets exactly one through.
+  const claimed =
+    inserted.length === 1 ||
+    (
+      await app.db
+        .update(idempotencyKeys)
+        .set(fresh)
+        .where(
+          and(
+            thisKey,
+            or(
+              lte(idempotencyKeys.expiresAt, new Date(now)),
+              and(isNull(idempotencyKeys.responseStatus), lt(idempotencyKeys.createdAt, new Date(now - ABANDONED_AFTER_MS))),
+            ),
+          ),
+        )
+        .returning({ key: idempotencyKeys.key })
+    ).length === 1
+  if (claimed) {
     request.idempotencyClaim = { caller, key }
     return false
   }
 
-  const [stored] = await app.db
-    .select()
-    .from(idempotencyKeys)
-    .where(and(eq(idempotencyKeys.caller, caller), eq(idempotencyKeys.key, key)))
-  const stale =
-    !stored ||
-    stored.expiresAt.getTime() <= now ||
-    (stored.responseStatus === null && stored.createdAt.getTime() < now - ABANDONED_AFTER_MS)
-  if (stale) {
-    // Expired or abandoned: release it and claim afresh (a concurrent claimant may win; then we lose cleanly).
-    await app.db
-      .delete(idempotencyKeys)
-      .where(and(eq(idempotencyKeys.caller, caller), eq(idempotencyKeys.key, key), eq(idempotencyKeys.requestHash, stored?.requestHash ?? hash)))
-    return claim(app, request, reply)
+  const [stored] = await app.db.select().from(idempotencyKeys).where(thisKey)
+  if (!stored) {
+    // Released between our insert and our read (the first request failed with a 5xx): claim again.
+    if (attempt < 3) return claim(app, request, reply, attempt + 1)
+    throw problems.conflict('A request with this Idempotency-Key is still in progress; retry in a moment.')
   }
   if (stored.requestHash !== hash) {
     throw problems.unprocessable('This Idempotency-Key was used with a different request; use a new key for a new request.', [
@@ -105,8 +125,10 @@ async function claim(app: FastifyInstance, request: FastifyRequest, reply: Fasti
   }
   const headers = (stored.responseHeaders ?? {}) as Record<string, string>
   reply.headers(headers).header('idempotent-replayed', 'true').code(stored.responseStatus)
-  // The body is sent as stored, already serialised: it must not go through the route's serializer again.
-  reply.serializer((payload: unknown) => payload as string).send(JSON.stringify(stored.responseBody))
+  // Stored as the exact text sent (a jsonb string), so the replay is the same bytes; it must not
+  // go through the route's serializer again.
+  const body = typeof stored.responseBody === 'string' ? stored.responseBody : JSON.stringify(stored.responseBody)
+  reply.serializer((payload: unknown) => payload as string).send(body)
   return true
 }
 
@@ -127,7 +149,7 @@ async function store(app: FastifyInstance, request: FastifyRequest, reply: Fasti
     }
     await app.db
       .update(idempotencyKeys)
-      .set({ responseStatus: reply.statusCode, responseBody: JSON.parse(payload), responseHeaders: headers })
+      .set({ responseStatus: reply.statusCode, responseBody: payload, responseHeaders: headers })
       .where(where)
   } catch (error) {
     // The response itself stands; a retry will find the key in flight, then abandoned, then free.
@@ -142,7 +164,7 @@ export default fp(
     app.addHook('onRoute', (route: RouteOptions) => {
       if (!route.config?.idempotent) return
       const schema = (route.schema ??= {}) as Record<string, unknown>
-      schema.headers ??= IdempotencyHeaders
+      schema.headers = schema.headers instanceof z.ZodObject ? schema.headers.extend(IdempotencyHeaders.shape) : (schema.headers ?? IdempotencyHeaders)
     })
 
     app.addHook('preHandler', async (request, reply) => {

@@ -19,7 +19,7 @@ import type { WriteContext } from '../../http/context.js'
 
 /** Any constant unique to this lock in the service (the migration lock uses another). */
 const AUDIT_CHAIN_LOCK = 727_274_201
-const INSERT_BATCH = 1_000
+const INSERT_BATCH = 5_000
 
 export type EntityType = 'custodian' | 'device' | 'assignment' | 'incident' | 'stocktake'
 
@@ -77,8 +77,29 @@ export async function recordAudit(tx: DbOrTx, context: WriteContext, changes: Au
     prevHash = hash
     return { ...content, at, hash }
   })
+  if (rows.length === 1) {
+    await tx.insert(auditEvents).values(rows)
+    return
+  }
+  // Bulk writes (imports) go in as column arrays through unnest: a handful of parameters per
+  // batch, where a VALUES list would bind (and Drizzle would build) one per cell.
   for (let start = 0; start < rows.length; start += INSERT_BATCH) {
-    await tx.insert(auditEvents).values(rows.slice(start, start + INSERT_BATCH))
+    const batch = rows.slice(start, start + INSERT_BATCH)
+    const column = (pick: (row: (typeof rows)[number]) => unknown) => sql.param(batch.map(pick))
+    const json = (pick: (row: (typeof rows)[number]) => unknown) =>
+      column((row) => {
+        const value = pick(row)
+        return value === null ? null : JSON.stringify(value)
+      })
+    await tx.execute(sql`
+      INSERT INTO audit_events (at, actor, action, entity_type, entity_id, request_id, before, after, prev_hash, hash)
+      SELECT ${at.toISOString()}::timestamptz, ${context.actor}, u.action, u.entity_type, u.entity_id, ${context.requestId},
+             u.before::jsonb, u.after::jsonb, u.prev_hash, u.hash
+      FROM unnest(${column((r) => r.action)}::text[], ${column((r) => r.entityType)}::text[],
+                  ${column((r) => r.entityId)}::uuid[], ${json((r) => r.before)}::text[], ${json((r) => r.after)}::text[],
+                  ${column((r) => r.prevHash)}::text[], ${column((r) => r.hash)}::text[])
+           WITH ORDINALITY AS u(action, entity_type, entity_id, before, after, prev_hash, hash, n)
+      ORDER BY u.n`)
   }
 }
 

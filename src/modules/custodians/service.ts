@@ -45,7 +45,8 @@ interface Membership {
  * custodian active again (re-elected) clears `leftOn`.
  */
 function settleMembership(current: Membership, change: Partial<Membership>): Membership {
-  const next = { ...current, ...change }
+  // Only the membership fields: spreading the whole row here would overwrite the PATCH's other fields.
+  const next = { kind: current.kind, house: current.house, active: current.active, leftOn: current.leftOn, ...change }
   if (change.leftOn && change.active === undefined) next.active = false
   if (change.active === true && change.leftOn === undefined) next.leftOn = null
   const errors = []

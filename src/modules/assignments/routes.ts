@@ -1,0 +1,89 @@
+import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
+import { writeContext } from '../../http/context.js'
+import { pageOf } from '../../http/pagination.js'
+import { IdParams } from '../../http/schemas.js'
+import { ProblemSchema } from '../../plugins/problems.js'
+import { AssignBody, AssignmentListQuery, AssignmentSchema, ReturnBody, UnreturnedItemSchema, UnreturnedQuery } from './schemas.js'
+import { assignDevice, listCustodianAssignments, listDeviceAssignments, listUnreturned, returnDevice } from './service.js'
+
+const ASSIGNMENT_ROLES = ['security', 'asset_manager'] as const
+
+export const assignmentRoutes: FastifyPluginAsyncZod = async (app) => {
+  app.post(
+    '/v1/devices/:id/assignment',
+    {
+      config: { access: ASSIGNMENT_ROLES, idempotent: true },
+      schema: {
+        tags: ['assignments'],
+        summary: 'Hand a device in stock to an active custodian',
+        params: IdParams,
+        body: AssignBody,
+        response: { 201: AssignmentSchema, 404: ProblemSchema, 409: ProblemSchema, 422: ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      const assignment = await assignDevice(app.db, writeContext(request), request.params.id, request.body)
+      reply.header('location', `/v1/devices/${request.params.id}/assignments`)
+      return reply.code(201).send(assignment)
+    },
+  )
+
+  app.post(
+    '/v1/devices/:id/return',
+    {
+      config: { access: ASSIGNMENT_ROLES },
+      schema: {
+        tags: ['assignments'],
+        summary: 'Take a device back from its custodian (closes the open assignment)',
+        params: IdParams,
+        body: ReturnBody.nullish(),
+        response: { 200: AssignmentSchema, 404: ProblemSchema, 409: ProblemSchema, 422: ProblemSchema },
+      },
+    },
+    async (request) => returnDevice(app.db, writeContext(request), request.params.id, request.body ?? {}),
+  )
+
+  app.get(
+    '/v1/devices/:id/assignments',
+    {
+      config: { access: ASSIGNMENT_ROLES },
+      schema: {
+        tags: ['assignments'],
+        summary: 'A device\'s assignment history, newest first',
+        params: IdParams,
+        querystring: AssignmentListQuery,
+        response: { 200: pageOf(AssignmentSchema), 404: ProblemSchema },
+      },
+    },
+    async (request) => listDeviceAssignments(app.db, request.params.id, request.query),
+  )
+
+  app.get(
+    '/v1/custodians/:id/assignments',
+    {
+      config: { access: ASSIGNMENT_ROLES },
+      schema: {
+        tags: ['assignments'],
+        summary: 'A custodian\'s assignment history, newest first',
+        params: IdParams,
+        querystring: AssignmentListQuery,
+        response: { 200: pageOf(AssignmentSchema), 404: ProblemSchema },
+      },
+    },
+    async (request) => listCustodianAssignments(app.db, request.params.id, request.query),
+  )
+
+  app.get(
+    '/v1/reports/unreturned',
+    {
+      config: { access: ['asset_manager', 'security'] },
+      schema: {
+        tags: ['reports'],
+        summary: 'Devices still assigned to custodians who are inactive or have left',
+        querystring: UnreturnedQuery,
+        response: { 200: pageOf(UnreturnedItemSchema) },
+      },
+    },
+    async (request) => listUnreturned(app.db, request.query),
+  )
+}

@@ -1,0 +1,126 @@
+import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
+import { writeContext } from '../../http/context.js'
+import { pageOf } from '../../http/pagination.js'
+import { expectedVersion, IfMatchHeaders, setEtag } from '../../http/preconditions.js'
+import { IdParams } from '../../http/schemas.js'
+import { ProblemSchema } from '../../plugins/problems.js'
+import { assignmentRoutes } from '../assignments/routes.js'
+import { deviceImportRoutes } from './import.js'
+import { CreateDeviceBody, DeviceListQuery, DeviceSchema, RetireBody, TimelineItemSchema, TimelineQuery, UpdateDeviceBody } from './schemas.js'
+import { createDevice, getDevice, listDevices, retireDevice, updateDevice } from './service.js'
+import { deviceTimeline } from './timeline.js'
+
+const DEVICE_ROLES = ['security', 'asset_manager'] as const
+
+export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
+  app.post(
+    '/v1/devices',
+    {
+      config: { access: DEVICE_ROLES, idempotent: true },
+      schema: {
+        tags: ['devices'],
+        summary: 'Register a device',
+        body: CreateDeviceBody,
+        response: { 201: DeviceSchema, 400: ProblemSchema, 409: ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      const device = await createDevice(app.db, writeContext(request), request.body)
+      setEtag(reply, device.version)
+      reply.header('location', `/v1/devices/${device.id}`)
+      return reply.code(201).send(device)
+    },
+  )
+
+  app.get(
+    '/v1/devices',
+    {
+      config: { access: DEVICE_ROLES },
+      schema: {
+        tags: ['devices'],
+        summary: 'List devices',
+        querystring: DeviceListQuery,
+        response: { 200: pageOf(DeviceSchema) },
+      },
+    },
+    async (request) => listDevices(app.db, request.query),
+  )
+
+  app.get(
+    '/v1/devices/:id',
+    {
+      config: { access: DEVICE_ROLES },
+      schema: {
+        tags: ['devices'],
+        summary: 'Read a device',
+        params: IdParams,
+        response: { 200: DeviceSchema, 404: ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      const device = await getDevice(app.db, request.params.id)
+      setEtag(reply, device.version)
+      return device
+    },
+  )
+
+  app.patch(
+    '/v1/devices/:id',
+    {
+      config: { access: DEVICE_ROLES },
+      schema: {
+        tags: ['devices'],
+        summary: 'Change a device\'s details (If-Match required); status changes only through assignment, return, incidents and retirement',
+        params: IdParams,
+        headers: IfMatchHeaders,
+        body: UpdateDeviceBody,
+        response: { 200: DeviceSchema, 404: ProblemSchema, 409: ProblemSchema, 412: ProblemSchema, 428: ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      const version = expectedVersion(request)
+      const device = await updateDevice(app.db, writeContext(request), request.params.id, version, request.body)
+      setEtag(reply, device.version)
+      return device
+    },
+  )
+
+  app.post(
+    '/v1/devices/:id/retire',
+    {
+      config: { access: DEVICE_ROLES },
+      schema: {
+        tags: ['devices'],
+        summary: 'Retire a device (only from in_stock)',
+        params: IdParams,
+        body: RetireBody,
+        response: { 200: DeviceSchema, 404: ProblemSchema, 409: ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      const device = await retireDevice(app.db, writeContext(request), request.params.id, request.body.reason)
+      setEtag(reply, device.version)
+      return device
+    },
+  )
+
+  app.get(
+    '/v1/devices/:id/timeline',
+    {
+      config: { access: DEVICE_ROLES },
+      schema: {
+        tags: ['devices'],
+        summary: 'Everything that happened to a device, newest first (no free text)',
+        params: IdParams,
+        querystring: TimelineQuery,
+        response: { 200: pageOf(TimelineItemSchema), 404: ProblemSchema },
+      },
+    },
+    async (request) => deviceTimeline(app.db, request.params.id, request.query),
+  )
+
+  // Encapsulated: its CSV parser and body limit apply to the import route only.
+  await app.register(deviceImportRoutes)
+  // Assignments hang off devices (/v1/devices/{id}/assignment …), so they are registered with them.
+  await app.register(assignmentRoutes)
+}

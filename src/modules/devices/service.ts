@@ -1,0 +1,165 @@
+/**
+ * Devices: the register's inventory. Status only ever changes through the lifecycle
+ * (`lifecycle.ts`) — assignment, return, loss, recovery, retirement — never by an edit.
+ */
+import { and, asc, eq, gt, type SQL, sql } from 'drizzle-orm'
+import type { DbOrTx } from '../../db/client.js'
+import { newId } from '../../db/ids.js'
+import { devices } from '../../db/schema.js'
+import type { WriteContext } from '../../http/context.js'
+import { decodeCursor, toPage } from '../../http/pagination.js'
+import { staleVersion } from '../../http/preconditions.js'
+import { iso } from '../../http/schemas.js'
+import { problems, registerConstraint } from '../../plugins/problems.js'
+import { recordAudit } from '../audit/trail.js'
+import { likeEscape } from '../custodians/service.js'
+import { transition } from './lifecycle.js'
+import type { CreateDeviceInput, Device, UpdateDeviceInput } from './schemas.js'
+
+registerConstraint('devices_asset_tag_key', 'body.assetTag', 'a device with this asset tag is already registered')
+registerConstraint('devices_serial_number_key', 'body.serialNumber', 'a device with this serial number is already registered')
+
+export type DeviceRow = typeof devices.$inferSelect
+
+export function toDevice(row: DeviceRow): Device {
+  return {
+    id: row.id,
+    assetTag: row.assetTag,
+    kind: row.kind,
+    make: row.make,
+    model: row.model,
+    serialNumber: row.serialNumber,
+    imei: row.imei,
+    encrypted: row.encrypted,
+    mdmEnrolled: row.mdmEnrolled,
+    classification: row.classification,
+    purchasedOn: row.purchasedOn,
+    costPence: row.costPence,
+    status: row.status,
+    currentCustodianId: row.currentCustodianId,
+    lastSeenAt: iso(row.lastSeenAt),
+    retiredAt: iso(row.retiredAt),
+    retireReason: row.retireReason,
+    createdAt: iso(row.createdAt)!,
+    updatedAt: iso(row.updatedAt)!,
+    version: row.version,
+  }
+}
+
+/** The insert values of a new device, shared by the single create and the CSV import. */
+export function newDeviceValues(input: CreateDeviceInput, actor: string): typeof devices.$inferInsert {
+  return {
+    id: newId(),
+    assetTag: input.assetTag,
+    kind: input.kind,
+    make: input.make,
+    model: input.model,
+    serialNumber: input.serialNumber,
+    imei: input.imei ?? null,
+    encrypted: input.encrypted,
+    mdmEnrolled: input.mdmEnrolled,
+    classification: input.classification,
+    purchasedOn: input.purchasedOn ?? null,
+    costPence: input.costPence ?? null,
+    createdBy: actor,
+  }
+}
+
+export async function createDevice(db: DbOrTx, context: WriteContext, input: CreateDeviceInput): Promise<Device> {
+  return db.transaction(async (tx) => {
+    // A duplicate asset tag or serial is refused by the unique indexes (a 409 naming the field).
+    const [row] = await tx.insert(devices).values(newDeviceValues(input, context.actor)).returning()
+    const created = toDevice(row!)
+    await recordAudit(tx, context, { action: 'device.created', entityType: 'device', entityId: created.id, after: created })
+    return created
+  })
+}
+
+export async function findDevice(db: DbOrTx, id: string): Promise<DeviceRow | undefined> {
+  const [row] = await db.select().from(devices).where(eq(devices.id, id))
+  return row
+}
+
+/** Reads the device and locks its row to the end of the transaction: state changes queue here. */
+export async function lockDevice(tx: DbOrTx, id: string): Promise<DeviceRow> {
+  const [row] = await tx.select().from(devices).where(eq(devices.id, id)).for('update')
+  if (!row) throw problems.notFound(`There is no device ${id}.`)
+  return row
+}
+
+export async function getDevice(db: DbOrTx, id: string): Promise<Device> {
+  const row = await findDevice(db, id)
+  if (!row) throw problems.notFound(`There is no device ${id}.`)
+  return toDevice(row)
+}
+
+export async function updateDevice(
+  db: DbOrTx,
+  context: WriteContext,
+  id: string,
+  version: number,
+  change: UpdateDeviceInput,
+): Promise<Device> {
+  return db.transaction(async (tx) => {
+    const current = await findDevice(tx, id)
+    if (!current) throw problems.notFound(`There is no device ${id}.`)
+    if (current.version !== version) staleVersion('device')
+    // The version check is repeated inside the UPDATE: of two writers holding the same ETag, one wins.
+    const [row] = await tx
+      .update(devices)
+      .set({ ...change, updatedAt: new Date(), version: sql`${devices.version} + 1` })
+      .where(and(eq(devices.id, id), eq(devices.version, version)))
+      .returning()
+    if (!row) staleVersion('device')
+    const before = toDevice(current)
+    const after = toDevice(row)
+    await recordAudit(tx, context, { action: 'device.updated', entityType: 'device', entityId: id, before, after })
+    return after
+  })
+}
+
+export async function retireDevice(db: DbOrTx, context: WriteContext, id: string, reason: string): Promise<Device> {
+  return db.transaction(async (tx) => {
+    const current = await lockDevice(tx, id)
+    const status = transition(current.status, 'retire')
+    const now = new Date()
+    const [row] = await tx
+      .update(devices)
+      .set({ status, retiredAt: now, retireReason: reason, updatedAt: now, version: sql`${devices.version} + 1` })
+      .where(eq(devices.id, id))
+      .returning()
+    const before = toDevice(current)
+    const after = toDevice(row!)
+    await recordAudit(tx, context, { action: 'device.retired', entityType: 'device', entityId: id, before, after })
+    return after
+  })
+}
+
+export interface DeviceListFilter {
+  status?: DeviceRow['status'] | undefined
+  kind?: DeviceRow['kind'] | undefined
+  custodianId?: string | undefined
+  q?: string | undefined
+  limit: number
+  cursor?: string | undefined
+}
+
+export async function listDevices(db: DbOrTx, filter: DeviceListFilter) {
+  const cursor = decodeCursor(filter.cursor, 1)
+  // `lower(x) LIKE 'prefix%'` is what the text_pattern_ops unique indexes can serve.
+  const prefix = filter.q ? `${likeEscape(filter.q.toLowerCase())}%` : undefined
+  const conditions: (SQL | undefined)[] = [
+    filter.status ? eq(devices.status, filter.status) : undefined,
+    filter.kind ? eq(devices.kind, filter.kind) : undefined,
+    filter.custodianId ? eq(devices.currentCustodianId, filter.custodianId) : undefined,
+    prefix ? sql`(lower(${devices.assetTag}) LIKE ${prefix} OR lower(${devices.serialNumber}) LIKE ${prefix})` : undefined,
+    cursor ? gt(devices.id, String(cursor[0])) : undefined,
+  ]
+  const rows = await db
+    .select()
+    .from(devices)
+    .where(and(...conditions))
+    .orderBy(asc(devices.id))
+    .limit(filter.limit + 1)
+  return toPage(rows, filter.limit, (row) => [row.id], toDevice)
+}

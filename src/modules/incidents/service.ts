@@ -1,0 +1,393 @@
+/**
+ * Incidents: a device reported lost or stolen, then recovered or written off (closed).
+ *
+ * The report is one transaction: the device row is locked, its lifecycle move checked, the device
+ * set lost/stolen and its open assignment ended, the incident written with a snapshot of what was
+ * true at loss (custodian, device kind, encryption, MDM, classification), and the audit events
+ * appended. The reference comes from a per-year counter row incremented in the same transaction,
+ * so a failed report rolls its number back and references stay gap-free.
+ *
+ * Risk is computed at read time while an incident is open, so `outstanding_30d` follows the clock
+ * with nothing to update; at recovery or closure it is frozen (frozen_risk_* columns) as it stood
+ * at that moment, and that frozen score is shown from then on.
+ */
+import { and, asc, desc, eq, gte, lt, or, type SQL, sql } from 'drizzle-orm'
+import type { DbOrTx } from '../../db/client.js'
+import { newId } from '../../db/ids.js'
+import { assignments, devices, incidentNotes, incidents } from '../../db/schema.js'
+import type { WriteContext } from '../../http/context.js'
+import { decodeCursor, toPage } from '../../http/pagination.js'
+import { staleVersion } from '../../http/preconditions.js'
+import { iso } from '../../http/schemas.js'
+import { problems, type ProblemFieldError, registerConstraint } from '../../plugins/problems.js'
+import { ukMidnight } from '../../time/uk.js'
+import { recordAudit } from '../audit/trail.js'
+import { transition } from '../devices/lifecycle.js'
+import { computeRisk, type Risk, type RiskFactor, riskLevelSql, riskScoreSql } from './risk.js'
+import type {
+  CloseInput,
+  CreateIncidentInput,
+  Incident,
+  IncidentListFilter,
+  IncidentNote,
+  RecoveryInput,
+  UpdateIncidentInput,
+} from './schemas.js'
+
+registerConstraint('incidents_one_open_per_device', 'body.deviceId', 'the device already has an open incident')
+
+type IncidentRow = typeof incidents.$inferSelect
+type NoteRow = typeof incidentNotes.$inferSelect
+
+const ICO_DEADLINE_MS = 72 * 60 * 60 * 1000
+/** Clock skew allowed on times a client says have happened. */
+const FUTURE_GRACE_MS = 60_000
+
+/** What a caller may see: free text is for `security` only. */
+export interface View {
+  freeText: boolean
+}
+export const FULL_VIEW: View = { freeText: true }
+
+export function riskOf(row: IncidentRow, now: Date = new Date()): Risk {
+  if (row.status !== 'open' && row.frozenRiskScore !== null && row.frozenRiskLevel !== null) {
+    return { score: row.frozenRiskScore, level: row.frozenRiskLevel, factors: (row.frozenRiskFactors ?? []) as RiskFactor[] }
+  }
+  return computeRisk(row, now)
+}
+
+export function toIncident(row: IncidentRow, view: View, now: Date = new Date()): Incident {
+  const text = (value: string | null) => (view.freeText ? value : null)
+  return {
+    id: row.id,
+    reference: row.reference,
+    status: row.status,
+    deviceId: row.deviceId,
+    custodianId: row.custodianId,
+    kind: row.kind,
+    occurredAt: iso(row.occurredAt),
+    reportedAt: iso(row.reportedAt)!,
+    location: { category: row.locationCategory, description: row.locationDescription },
+    circumstances: text(row.circumstances),
+    policeReference: row.policeReference,
+    personalDataAtRisk: row.personalDataAtRisk,
+    remoteWipe: row.remoteWipe,
+    icoDeadline: iso(row.icoDeadline),
+    icoReportedAt: iso(row.icoReportedAt),
+    recoveredAt: iso(row.recoveredAt),
+    recovery: row.recoveryCondition ? { condition: row.recoveryCondition, notes: text(row.recoveryNotes) } : null,
+    closedAt: iso(row.closedAt),
+    closeReason: text(row.closeReason),
+    risk: riskOf(row, now),
+    createdAt: iso(row.createdAt)!,
+    updatedAt: iso(row.updatedAt)!,
+    version: row.version,
+  }
+}
+
+export function toNote(row: NoteRow, view: View): IncidentNote {
+  return {
+    id: row.id,
+    incidentId: row.incidentId,
+    text: view.freeText ? row.text : null,
+    createdAt: iso(row.createdAt)!,
+    createdBy: row.createdBy,
+  }
+}
+
+/** Real-world times: not in the future; collects the field errors rather than stopping at one. */
+function checkPast(errors: ProblemFieldError[], path: string, value: Date | null, now: Date): void {
+  if (value && value.getTime() > now.getTime() + FUTURE_GRACE_MS) errors.push({ path, message: 'must not be in the future' })
+}
+
+function checkNotBefore(errors: ProblemFieldError[], path: string, value: Date | null, floor: Date, floorName: string): void {
+  if (value && value.getTime() < floor.getTime()) errors.push({ path, message: `must not be before ${floorName}` })
+}
+
+const parseTime = (value: string | null | undefined): Date | null => (value ? new Date(value) : null)
+
+/** `INC-<year>-<NNNN>`: the UK year reported. New Year falls in GMT, so the UTC year is the UK year. */
+async function nextReference(tx: DbOrTx, reportedAt: Date): Promise<string> {
+  const year = reportedAt.getUTCFullYear()
+  // The counter row stays locked until commit: concurrent reports of one year queue here, and a
+  // rolled-back report takes its number with it, so the sequence has no gaps.
+  const result = await tx.execute(sql`
+    INSERT INTO incident_counters (year, last_number) VALUES (${year}, 1)
+    ON CONFLICT (year) DO UPDATE SET last_number = incident_counters.last_number + 1
+    RETURNING last_number`)
+  const number = Number(rowsOf<{ last_number: number }>(result)[0]!.last_number)
+  return `INC-${year}-${String(number).padStart(4, '0')}`
+}
+
+/** `execute` answers `{ rows }` on node-postgres and PGlite alike. */
+function rowsOf<T>(result: unknown): T[] {
+  return (result as { rows: T[] }).rows
+}
+
+export async function reportIncident(db: DbOrTx, context: WriteContext, input: CreateIncidentInput): Promise<Incident> {
+  const now = new Date()
+  const reportedAt = parseTime(input.reportedAt) ?? now
+  const occurredAt = parseTime(input.occurredAt)
+  const errors: ProblemFieldError[] = []
+  checkPast(errors, 'body.reportedAt', reportedAt, now)
+  checkPast(errors, 'body.occurredAt', occurredAt, now)
+  if (occurredAt && occurredAt.getTime() > reportedAt.getTime()) {
+    errors.push({ path: 'body.occurredAt', message: 'must not be after reportedAt' })
+  }
+  if (errors.length > 0) throw problems.validation(errors)
+
+  return db.transaction(async (tx) => {
+    const [device] = await tx.select().from(devices).where(eq(devices.id, input.deviceId)).for('update')
+    if (!device) {
+      throw problems.unprocessable(`There is no device ${input.deviceId}.`, [{ path: 'body.deviceId', message: 'names no device' }])
+    }
+    const status = transition(device.status, input.kind === 'lost' ? 'report_lost' : 'report_stolen')
+
+    // The assignment ends when the loss was reported (never before it began).
+    await tx
+      .update(assignments)
+      .set({ returnedAt: sql`GREATEST(${assignments.assignedAt}, ${reportedAt.toISOString()}::timestamptz)`, endedBy: 'incident' })
+      .where(and(eq(assignments.deviceId, device.id), sql`${assignments.returnedAt} IS NULL`))
+    const [deviceAfter] = await tx
+      .update(devices)
+      .set({ status, currentCustodianId: null, updatedAt: now, version: sql`${devices.version} + 1` })
+      .where(eq(devices.id, device.id))
+      .returning()
+
+    const reference = await nextReference(tx, reportedAt)
+    const [row] = await tx
+      .insert(incidents)
+      .values({
+        id: newId(),
+        reference,
+        deviceId: device.id,
+        kind: input.kind,
+        occurredAt,
+        reportedAt,
+        locationCategory: input.location.category,
+        locationDescription: input.location.description ?? null,
+        circumstances: input.circumstances,
+        policeReference: input.policeReference ?? null,
+        personalDataAtRisk: input.personalDataAtRisk,
+        remoteWipe: input.remoteWipe ?? 'not_requested',
+        icoDeadline: input.personalDataAtRisk ? new Date(reportedAt.getTime() + ICO_DEADLINE_MS) : null,
+        custodianId: device.currentCustodianId,
+        deviceKind: device.kind,
+        deviceEncrypted: device.encrypted,
+        deviceMdmEnrolled: device.mdmEnrolled,
+        deviceClassification: device.classification,
+        createdAt: now,
+        updatedAt: now,
+        createdBy: context.actor,
+      })
+      .returning()
+    const created = toIncident(row!, FULL_VIEW, now)
+    await recordAudit(tx, context, [
+      { action: 'incident.reported', entityType: 'incident', entityId: created.id, after: created },
+      { action: `device.reported_${input.kind}`, entityType: 'device', entityId: device.id, before: device, after: deviceAfter },
+    ])
+    return created
+  })
+}
+
+async function findIncident(db: DbOrTx, id: string, lock = false): Promise<IncidentRow> {
+  const query = db.select().from(incidents).where(eq(incidents.id, id))
+  const [row] = lock ? await query.for('update') : await query
+  if (!row) throw problems.notFound(`There is no incident ${id}.`)
+  return row
+}
+
+export async function getIncident(db: DbOrTx, id: string, view: View): Promise<Incident> {
+  return toIncident(await findIncident(db, id), view)
+}
+
+export async function updateIncident(
+  db: DbOrTx,
+  context: WriteContext,
+  id: string,
+  version: number,
+  change: UpdateIncidentInput,
+): Promise<Incident> {
+  const now = new Date()
+  return db.transaction(async (tx) => {
+    const current = await findIncident(tx, id)
+    if (current.version !== version) staleVersion('incident')
+    const icoReportedAt = change.icoReportedAt === undefined ? undefined : parseTime(change.icoReportedAt)
+    if (icoReportedAt) {
+      const errors: ProblemFieldError[] = []
+      checkPast(errors, 'body.icoReportedAt', icoReportedAt, now)
+      checkNotBefore(errors, 'body.icoReportedAt', icoReportedAt, current.reportedAt, 'reportedAt')
+      if (errors.length > 0) throw problems.validation(errors)
+    }
+    const [row] = await tx
+      .update(incidents)
+      .set({
+        ...(change.policeReference !== undefined ? { policeReference: change.policeReference } : {}),
+        ...(change.remoteWipe !== undefined ? { remoteWipe: change.remoteWipe } : {}),
+        ...(icoReportedAt !== undefined ? { icoReportedAt } : {}),
+        ...(change.location !== undefined ? { locationDescription: change.location.description } : {}),
+        ...(change.circumstances !== undefined ? { circumstances: change.circumstances } : {}),
+        updatedAt: now,
+        version: sql`${incidents.version} + 1`,
+      })
+      // The version check is repeated inside the UPDATE: of two writers holding the same ETag, one wins.
+      .where(and(eq(incidents.id, id), eq(incidents.version, version)))
+      .returning()
+    if (!row) staleVersion('incident')
+    const before = toIncident(current, FULL_VIEW, now)
+    const after = toIncident(row, FULL_VIEW, now)
+    await recordAudit(tx, context, { action: 'incident.updated', entityType: 'incident', entityId: id, before, after })
+    return after
+  })
+}
+
+/** Locks an open incident for its last change, or says why it cannot change that way (409). */
+async function lockOpenIncident(tx: DbOrTx, id: string, verb: string): Promise<IncidentRow> {
+  const row = await findIncident(tx, id, true)
+  if (row.status !== 'open') {
+    throw problems.conflict(`Incident ${row.reference} is ${row.status}; only an open incident can be ${verb}.`)
+  }
+  return row
+}
+
+/** The risk as it stood at `at`, kept from now on (the incident was open until then). */
+function frozenRisk(row: IncidentRow, at: Date) {
+  const risk = computeRisk({ ...row, status: 'open' }, at)
+  return { frozenRiskScore: risk.score, frozenRiskLevel: risk.level, frozenRiskFactors: risk.factors }
+}
+
+export async function recoverIncident(db: DbOrTx, context: WriteContext, id: string, input: RecoveryInput): Promise<Incident> {
+  const now = new Date()
+  const recoveredAt = new Date(input.recoveredAt)
+  return db.transaction(async (tx) => {
+    const current = await lockOpenIncident(tx, id, 'recovered')
+    const errors: ProblemFieldError[] = []
+    checkPast(errors, 'body.recoveredAt', recoveredAt, now)
+    checkNotBefore(errors, 'body.recoveredAt', recoveredAt, current.reportedAt, 'the incident was reported')
+    if (errors.length > 0) throw problems.validation(errors)
+
+    const [device] = await tx.select().from(devices).where(eq(devices.id, current.deviceId)).for('update')
+    const status = transition(device!.status, 'recover')
+    const [deviceAfter] = await tx
+      .update(devices)
+      .set({ status, updatedAt: now, version: sql`${devices.version} + 1` })
+      .where(eq(devices.id, device!.id))
+      .returning()
+    // Frozen as at the recovery itself: a find entered late did not leave the incident outstanding longer.
+    const [row] = await tx
+      .update(incidents)
+      .set({
+        status: 'recovered',
+        recoveredAt,
+        recoveryCondition: input.condition,
+        recoveryNotes: input.notes ?? null,
+        ...frozenRisk(current, recoveredAt),
+        updatedAt: now,
+        version: sql`${incidents.version} + 1`,
+      })
+      .where(eq(incidents.id, id))
+      .returning()
+    const before = toIncident(current, FULL_VIEW, now)
+    const after = toIncident(row!, FULL_VIEW, now)
+    await recordAudit(tx, context, [
+      { action: 'incident.recovered', entityType: 'incident', entityId: id, before, after },
+      { action: 'device.recovered', entityType: 'device', entityId: device!.id, before: device, after: deviceAfter },
+    ])
+    return after
+  })
+}
+
+export async function closeIncident(db: DbOrTx, context: WriteContext, id: string, input: CloseInput): Promise<Incident> {
+  const now = new Date()
+  return db.transaction(async (tx) => {
+    const current = await lockOpenIncident(tx, id, 'closed')
+    const [row] = await tx
+      .update(incidents)
+      .set({
+        status: 'closed',
+        closedAt: now,
+        closeReason: input.reason,
+        ...frozenRisk(current, now),
+        updatedAt: now,
+        version: sql`${incidents.version} + 1`,
+      })
+      .where(eq(incidents.id, id))
+      .returning()
+    const before = toIncident(current, FULL_VIEW, now)
+    const after = toIncident(row!, FULL_VIEW, now)
+    await recordAudit(tx, context, { action: 'incident.closed', entityType: 'incident', entityId: id, before, after })
+    return after
+  })
+}
+
+export async function addNote(db: DbOrTx, context: WriteContext, incidentId: string, text: string): Promise<IncidentNote> {
+  return db.transaction(async (tx) => {
+    await findIncident(tx, incidentId)
+    const [row] = await tx
+      .insert(incidentNotes)
+      .values({ id: newId(), incidentId, text, createdBy: context.actor })
+      .returning()
+    const note = toNote(row!, FULL_VIEW)
+    await recordAudit(tx, context, { action: 'incident.note_added', entityType: 'incident', entityId: incidentId, after: note })
+    return note
+  })
+}
+
+export async function listNotes(db: DbOrTx, incidentId: string, page: { limit: number; cursor?: string | undefined }, view: View) {
+  await findIncident(db, incidentId)
+  const cursor = decodeCursor(page.cursor, 1)
+  const rows = await db
+    .select()
+    .from(incidentNotes)
+    .where(and(eq(incidentNotes.incidentId, incidentId), cursor ? sql`${incidentNotes.id} > ${String(cursor[0])}` : undefined))
+    .orderBy(asc(incidentNotes.id))
+    .limit(page.limit + 1)
+  return toPage(rows, page.limit, (row) => [row.id], (row) => toNote(row, view))
+}
+
+/** Personal data at risk, past the 72-hour deadline, not yet reported to the ICO. */
+function icoOverdueSql(now: Date): SQL {
+  return sql`(${incidents.personalDataAtRisk} AND ${incidents.icoReportedAt} IS NULL AND ${incidents.icoDeadline} < ${now.toISOString()}::timestamptz)`
+}
+
+/** Newest reported first; the cursor is the last item's (reportedAt, id). */
+export async function listIncidents(db: DbOrTx, filter: IncidentListFilter, view: View) {
+  const now = new Date()
+  if (filter.from && filter.to && filter.from >= filter.to) {
+    throw problems.validation([{ path: 'querystring.to', message: 'must be after from' }])
+  }
+  const cursor = decodeCursor(filter.cursor, 2)
+  const cursorAt = cursor ? new Date(String(cursor[0])) : undefined
+  if (cursorAt && Number.isNaN(cursorAt.getTime())) {
+    throw problems.validation([{ path: 'querystring.cursor', message: 'is not a cursor this service issued' }])
+  }
+  const conditions: (SQL | undefined)[] = [
+    filter.status ? eq(incidents.status, filter.status) : undefined,
+    filter.kind ? eq(incidents.kind, filter.kind) : undefined,
+    filter.from ? gte(incidents.reportedAt, ukMidnight(filter.from)) : undefined,
+    filter.to ? lt(incidents.reportedAt, ukMidnight(filter.to)) : undefined,
+    filter.deviceId ? eq(incidents.deviceId, filter.deviceId) : undefined,
+    filter.custodianId ? eq(incidents.custodianId, filter.custodianId) : undefined,
+    filter.riskLevel ? sql`${riskLevelSql(riskScoreSql(now))} = ${filter.riskLevel}` : undefined,
+    filter.icoOverdue === true ? icoOverdueSql(now) : undefined,
+    filter.icoOverdue === false ? sql`NOT ${icoOverdueSql(now)}` : undefined,
+    cursor
+      ? or(
+          lt(incidents.reportedAt, cursorAt!),
+          and(eq(incidents.reportedAt, cursorAt!), lt(incidents.id, String(cursor[1]))),
+        )
+      : undefined,
+  ]
+  const rows = await db
+    .select()
+    .from(incidents)
+    .where(and(...conditions))
+    .orderBy(desc(incidents.reportedAt), desc(incidents.id))
+    .limit(filter.limit + 1)
+  return toPage(
+    rows,
+    filter.limit,
+    (row) => [row.reportedAt.toISOString(), row.id],
+    (row) => toIncident(row, view, now),
+  )
+}

@@ -6,13 +6,18 @@
  */
 import { randomUUID } from 'node:crypto'
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from '@fastify/type-provider-zod'
-import Fastify from 'fastify'
+import Fastify, { type RouteOptions } from 'fastify'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
 import { loggerOptions, RequestLogController } from './logging.js'
 import { auditRoutes } from './modules/audit/routes.js'
 import { custodianRoutes } from './modules/custodians/routes.js'
+import { deviceRoutes } from './modules/devices/routes.js'
 import { healthRoutes } from './modules/health/routes.js'
+import { incidentRoutes } from './modules/incidents/routes.js'
+import { exportRoutes } from './modules/exports/routes.js'
+import { reportRoutes } from './modules/reports/routes.js'
+import { stocktakeRoutes } from './modules/stocktakes/routes.js'
 import authPlugin, { type Authenticator } from './plugins/auth.js'
 import databasePlugin from './plugins/database.js'
 import idempotencyPlugin from './plugins/idempotency.js'
@@ -25,6 +30,8 @@ export interface AppDependencies {
   authenticator: Authenticator
   /** Where log lines go; defaults to stdout. Tests pass a stream to read them. */
   logStream?: NodeJS.WritableStream
+  /** Sees every route as it is added (tests walk them all, e.g. the authorisation table). */
+  onRoute?: (route: RouteOptions) => void
 }
 
 /** A client may name its request (`x-request-id`) if the name is short and plain; else we pick one. */
@@ -47,6 +54,7 @@ export async function buildApp(config: Config, deps: AppDependencies) {
     },
   }).withTypeProvider<ZodTypeProvider>()
 
+  if (deps.onRoute) app.addHook('onRoute', deps.onRoute)
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
   app.addHook('onRequest', async (request, reply) => {
@@ -62,6 +70,11 @@ export async function buildApp(config: Config, deps: AppDependencies) {
   await app.register(healthRoutes)
   await app.register(auditRoutes)
   await app.register(custodianRoutes)
+  await app.register(deviceRoutes)
+  await app.register(incidentRoutes)
+  await app.register(reportRoutes)
+  await app.register(exportRoutes)
+  await app.register(stocktakeRoutes)
 
   return app
 }

@@ -1,0 +1,88 @@
+import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
+import { z } from 'zod'
+import { problems, ProblemSchema } from '../../plugins/problems.js'
+import { PeriodQuery, resolvePeriod } from '../reports/periods.js'
+import { openFoiExport, toCsv, toJson } from './foi.js'
+
+const EXPORT_ROLES = ['security', 'foi_officer'] as const
+
+export const EXPORT_TYPES = ['text/csv', 'application/json'] as const
+export type ExportType = (typeof EXPORT_TYPES)[number]
+
+/**
+ * Content negotiation over the `Accept` header (RFC 9110 §12.5.1): each type we offer takes the q
+ * of the most specific range that matches it (`text/csv` over `text/*` over `*\/*`); the highest q
+ * wins, then the more specific match, then CSV (the default). No header means CSV. Returns
+ * undefined when neither is acceptable.
+ */
+export function negotiateExportType(accept: string | undefined): ExportType | undefined {
+  if (accept === undefined || accept.trim() === '') return 'text/csv'
+  const ranges = accept.split(',').flatMap((part) => {
+    const [range, ...params] = part.split(';').map((piece) => piece.trim().toLowerCase())
+    if (!range || !/^[a-z0-9!#$&^_.+-]+\/(?:[a-z0-9!#$&^_.+-]+|\*)$|^\*\/\*$/.test(range)) return []
+    let q = 1
+    for (const param of params) {
+      const match = /^q\s*=\s*([0-9](?:\.[0-9]{0,3})?)$/.exec(param)
+      if (match) q = Math.min(1, Number(match[1]))
+    }
+    const [type, subtype] = range.split('/') as [string, string]
+    return [{ type, subtype, q }]
+  })
+  let best: { type: ExportType; q: number; specificity: number } | undefined
+  for (const offered of EXPORT_TYPES) {
+    const [type, subtype] = offered.split('/') as [string, string]
+    let match: { q: number; specificity: number } | undefined
+    for (const range of ranges) {
+      const specificity =
+        range.type === type && range.subtype === subtype ? 2 : range.type === type && range.subtype === '*' ? 1 : range.type === '*' ? 0 : -1
+      if (specificity < 0) continue
+      if (!match || specificity > match.specificity) match = { q: range.q, specificity }
+    }
+    if (!match || match.q <= 0) continue
+    if (!best || match.q > best.q || (match.q === best.q && match.specificity > best.specificity)) {
+      best = { type: offered, ...match }
+    }
+  }
+  return best?.type
+}
+
+export const exportRoutes: FastifyPluginAsyncZod = async (app) => {
+  app.get(
+    '/v1/exports/foi/lost-stolen',
+    {
+      config: { access: EXPORT_ROLES },
+      schema: {
+        tags: ['exports'],
+        summary: 'The FOI list of lost and stolen devices for a period (CSV, or JSON by Accept)',
+        description:
+          'Columns: reference, date_reported, item_type, lost_or_stolen, location_category, encrypted, ' +
+          'personal_data_at_risk, remote_wipe, recovered, date_recovered, status. Booleans are yes/no in CSV. ' +
+          'Streamed; `text/csv` unless `Accept` prefers `application/json`; 406 when it allows neither.',
+        querystring: PeriodQuery,
+        produces: [...EXPORT_TYPES],
+        response: {
+          200: z.string().meta({ description: 'CSV with a header row, or a JSON array of rows.' }),
+          400: ProblemSchema,
+          406: ProblemSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const period = resolvePeriod(request.query)
+      const type = negotiateExportType(request.headers.accept)
+      if (!type) throw problems.notAcceptable('This export is available as text/csv or application/json.')
+      const extension = type === 'text/csv' ? 'csv' : 'json'
+      const { batches, close } = await openFoiExport(app.database, period)
+      const body = type === 'text/csv' ? toCsv(batches) : toJson(batches)
+      body.on('close', () => {
+        close().catch((error: unknown) => request.log.warn({ err: error }, 'FOI export cursor did not close cleanly'))
+      })
+      return reply
+        .type(`${type}; charset=utf-8`)
+        .header('content-disposition', `attachment; filename="lost-stolen-${period.label}.${extension}"`)
+        .header('vary', 'Accept')
+        // A stream is sent as is (never serialised); the 200 schema above only documents it.
+        .send(body as unknown as string)
+    },
+  )
+}

@@ -6,6 +6,7 @@
  * to do. PGlite is single-process, so it needs no lock.
  */
 import { fileURLToPath } from 'node:url'
+import type { PGlite } from '@electric-sql/pglite'
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
 import type { PgliteDatabase } from 'drizzle-orm/pglite'
@@ -20,7 +21,11 @@ const MIGRATION_LOCK_KEY = 727_274_101
 
 export async function runMigrations(database: Database): Promise<void> {
   if (database.driver === 'pglite') {
-    await migratePglite(database.db as unknown as PgliteDatabase<Record<string, never>>, { migrationsFolder })
+    const db = database.db as unknown as PgliteDatabase<Record<string, never>> & { $client: PGlite }
+    await migratePglite(db, { migrationsFolder })
+    // PGlite learns the array types (our enums' arrays among them) when it opens; types that the
+    // migrations just created must be learnt again, or enum[] parameters are sent malformed.
+    await db.$client.refreshArrayTypes()
     return
   }
   // A dedicated connection: an advisory lock belongs to the session that took it.

@@ -284,3 +284,19 @@ t.test('a close racing scan batches counts exactly the batches that were accepte
   t.equal(close.json().counts.scans, stored!.n, 'the frozen counts include every accepted batch')
   t.equal(close.json().counts.unknown, accepted > 0 ? 199 : 0)
 })
+
+t.test('a retried scan batch with its Idempotency-Key is replayed, not counted twice', async (t) => {
+  const { app, auth, database } = await buildTestApp(t)
+  const headers = { ...(await auth('asset_manager')), 'idempotency-key': 'batch-1' }
+  const device = await insertDevice(database)
+  const id = (await app.inject({ method: 'POST', url: '/v1/stocktakes', headers: await auth('asset_manager'), payload: { name: 'Retry' } })).json().id
+  const scans = [{ assetTag: device.assetTag, seenAt: SEEN }, { serialNumber: 'NOT-OURS', seenAt: SEEN }]
+  const first = await postScans(app, headers, id, scans)
+  const retry = await postScans(app, headers, id, scans)
+  t.equal(first.statusCode, 200)
+  t.equal(retry.statusCode, 200)
+  t.equal(retry.body, first.body)
+  t.equal(retry.headers['idempotent-replayed'], 'true')
+  const [row] = await database.query<{ n: number }>('SELECT count(*)::int AS n FROM stocktake_scans WHERE stocktake_id = $1', [id])
+  t.equal(row!.n, 2, 'the batch is stored once')
+})

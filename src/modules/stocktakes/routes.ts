@@ -78,7 +78,7 @@ export const stocktakeRoutes: FastifyPluginAsyncZod = async (app) => {
     '/v1/stocktakes/:id/scans',
     {
       bodyLimit: SCAN_BODY_LIMIT,
-      config: { access: STOCKTAKE_ROLES },
+      config: { access: STOCKTAKE_ROLES, idempotent: true },
       schema: {
         tags: ['stocktakes'],
         summary: 'Add up to 5,000 scans (by asset tag or serial number) to an open stocktake',

@@ -21,6 +21,7 @@ import { stocktakeRoutes } from './modules/stocktakes/routes.js'
 import authPlugin, { type Authenticator } from './plugins/auth.js'
 import databasePlugin from './plugins/database.js'
 import idempotencyPlugin from './plugins/idempotency.js'
+import protectionPlugin from './plugins/protection.js'
 import openapiPlugin from './plugins/openapi.js'
 import problemsPlugin, { problems, sendProblem, toProblem } from './plugins/problems.js'
 
@@ -64,6 +65,8 @@ export async function buildApp(config: Config, deps: AppDependencies) {
   await app.register(problemsPlugin)
   await app.register(databasePlugin, { database: deps.database })
   await app.register(openapiPlugin)
+  // Before auth: headers go on every response (401s too), and load is shed before tokens are checked.
+  await app.register(protectionPlugin, { config })
   await app.register(authPlugin, { authenticator: deps.authenticator })
   await app.register(idempotencyPlugin)
 

@@ -48,6 +48,18 @@ export const ConfigSchema = z
     DB_STATEMENT_TIMEOUT_MS: integer(100, 3_600_000, 30_000),
     DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: integer(100, 3_600_000, 60_000),
     SHUTDOWN_GRACE_MS: integer(0, 600_000, 10_000),
+
+    RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000, 600),
+    RATE_LIMIT_HEAVY_PER_MINUTE: integer(0, 1_000_000, 30),
+    REDIS_URL: optionalString.refine((value) => value === undefined || /^rediss?:\/\/.+/.test(value), {
+      error: 'must be a redis:// or rediss:// URL',
+    }),
+    PRESSURE_MAX_EVENT_LOOP_DELAY_MS: integer(0, 60_000, 1_000),
+    PRESSURE_MAX_HEAP_MB: integer(0, 65_536, 1_536),
+    CORS_ORIGINS: optionalString.refine(
+      (value) => value === undefined || value.split(',').every((origin) => /^https?:\/\/[^/\s]+$/.test(origin.trim())),
+      { error: 'must be a comma-separated list of origins such as https://register.example.org' },
+    ),
   })
   .superRefine((config, ctx) => {
     if (config.AUTH_JWT_SECRET && config.AUTH_JWKS_URL) {
@@ -80,5 +92,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 /** A configuration for tests and tools: defaults, then the given overrides. */
 export function configWith(overrides: Partial<Record<keyof Config, string>> = {}): Config {
-  return loadConfig({ LOG_LEVEL: 'silent', NODE_ENV: 'test', ...overrides })
+  // Rate limits and load shedding are off unless a test turns them on: a test makes hundreds of
+  // requests a second as one caller, and a busy CI machine delays the event loop.
+  return loadConfig({
+    LOG_LEVEL: 'silent',
+    NODE_ENV: 'test',
+    RATE_LIMIT_PER_MINUTE: '0',
+    RATE_LIMIT_HEAVY_PER_MINUTE: '0',
+    PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
+    PRESSURE_MAX_HEAP_MB: '0',
+    ...overrides,
+  })
 }

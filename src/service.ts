@@ -1,21 +1,16 @@
 /**
  * Runs the service: database, migrations, app, listen; and a graceful stop on SIGTERM/SIGINT
  * (stop accepting, finish requests in flight, close the pool, exit 0). Used by `npm start`
- * (server.ts) and `npm run demo` (cli/demo.ts), which loads its data set before listening.
+ * (server.ts) and `npm run demo` (cli/demo.ts).
  */
 import closeWithGrace from 'close-with-grace'
 import { type App, buildApp } from './app.js'
-import { type Authenticator, createAuthenticator } from './auth/authenticator.js'
+import { createAuthenticator } from './auth/authenticator.js'
 import { type Config, ConfigError } from './config.js'
 import { openDatabase } from './db/client.js'
 import { runMigrations } from './db/migrate.js'
 
-export interface StartOptions {
-  /** Runs after migrations and before the service listens. */
-  beforeListen?: (app: App, authenticator: Authenticator) => Promise<void>
-}
-
-export async function startService(config: Config, options: StartOptions = {}): Promise<App> {
+export async function startService(config: Config): Promise<App> {
   const authenticator = await createAuthenticator(config)
   const database = await openDatabase(config)
   const app = await buildApp(config, { database, authenticator })
@@ -34,7 +29,6 @@ export async function startService(config: Config, options: StartOptions = {}): 
     await app.close()
     process.exit(1)
   }
-  await options.beforeListen?.(app, authenticator)
   await app.listen({ port: config.PORT, host: config.HOST })
   app.log.info(
     {

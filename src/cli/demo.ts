@@ -3,11 +3,38 @@
  * token for each role with three requests to try. DATA_DIR defaults to ./data-demo here, so the
  * demo never mixes with a register started by `npm start`.
  */
-import { developmentSecret, ROLES, signToken } from '../auth/authenticator.js'
-import { loadConfig } from '../config.js'
-import { loadDemoData } from '../demo/load.js'
+import { buildApp } from '../app.js'
+import { createAuthenticator, developmentSecret, ROLES, signToken } from '../auth/authenticator.js'
+import { type Config, loadConfig } from '../config.js'
+import { openDatabase } from '../db/client.js'
+import { runMigrations } from '../db/migrate.js'
 import { STORY_YEAR } from '../demo/dataset.js'
+import { loadDemoData } from '../demo/load.js'
 import { failedToStart, startService } from '../service.js'
+
+/**
+ * Loads the data set through an app of its own, before the service starts: thousands of requests
+ * from one caller, which the service's rate limit would rightly refuse, and whose log lines would
+ * bury the ones a user needs.
+ */
+async function loadOnce(config: Config, token: string): Promise<void> {
+  const loaderConfig: Config = { ...config, LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: 0, PRESSURE_MAX_EVENT_LOOP_DELAY_MS: 0, PRESSURE_MAX_HEAP_MB: 0 }
+  const database = await openDatabase(loaderConfig)
+  const app = await buildApp(loaderConfig, { database, authenticator: await createAuthenticator(loaderConfig) })
+  try {
+    await runMigrations(database)
+    const startedAt = performance.now()
+    const result = await loadDemoData(app, token)
+    const seconds = Math.round((performance.now() - startedAt) / 100) / 10
+    process.stdout.write(
+      result.loaded
+        ? `demo data set loaded in ${seconds} s: ${result.custodians} custodians, ${result.devices} devices, ${result.incidents} incidents\n`
+        : 'demo data set already loaded; starting with the data in DATA_DIR\n',
+    )
+  } finally {
+    await app.close()
+  }
+}
 
 try {
   const config = loadConfig({ DATA_DIR: './data-demo', ...process.env })
@@ -15,25 +42,8 @@ try {
   const secret = config.AUTH_JWT_SECRET ? new TextEncoder().encode(config.AUTH_JWT_SECRET) : await developmentSecret(config.DATA_DIR)
   const mint = (role: (typeof ROLES)[number], sub: string, ttl = '8h') => signToken(secret, { sub, roles: [role], ttl }, config)
 
-  await startService(config, {
-    async beforeListen(app) {
-      const startedAt = performance.now()
-      // Thousands of loading requests would bury the lines a user needs; only problems are logged.
-      const level = app.log.level
-      app.log.level = 'warn'
-      const result = await loadDemoData(app, await mint('security', 'demo-loader', '1h')).finally(() => {
-        app.log.level = level
-      })
-      if (result.loaded) {
-        app.log.info(
-          { ...result, seconds: Math.round((performance.now() - startedAt) / 100) / 10 },
-          'demo data set loaded',
-        )
-      } else {
-        app.log.info('demo data set already loaded; starting with the data in DATA_DIR')
-      }
-    },
-  })
+  await loadOnce(config, await mint('security', 'demo-loader', '1h'))
+  await startService(config)
 
   const base = `http://${config.HOST}:${config.PORT}`
   const tokens = {

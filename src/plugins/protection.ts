@@ -1,0 +1,107 @@
+/**
+ * What keeps the service standing when clients misbehave or the machine is overloaded:
+ *
+ * - security headers (@fastify/helmet); no CORS unless `CORS_ORIGINS` names the origins allowed;
+ * - rate limits per caller (the token's `sub`, or the address before authentication), stricter on
+ *   the heavy routes (exports, imports); state in Redis when `REDIS_URL` is set, so several
+ *   instances share it, else in memory; 429 with `Retry-After`;
+ * - load shedding (@fastify/under-pressure): when the event loop lags or the heap is too full,
+ *   503 with `Retry-After` rather than queueing until everything times out. Liveness is exempt.
+ *
+ * Every refusal is problem+json, like every other error.
+ */
+import cors from '@fastify/cors'
+import helmet from '@fastify/helmet'
+import rateLimit from '@fastify/rate-limit'
+import underPressure from '@fastify/under-pressure'
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
+import fp from 'fastify-plugin'
+import { Redis } from 'ioredis'
+import type { Config } from '../config.js'
+import { HttpProblem, problems, sendProblem } from './problems.js'
+
+type ProtectionConfig = Pick<
+  Config,
+  | 'RATE_LIMIT_PER_MINUTE'
+  | 'RATE_LIMIT_HEAVY_PER_MINUTE'
+  | 'REDIS_URL'
+  | 'PRESSURE_MAX_EVENT_LOOP_DELAY_MS'
+  | 'PRESSURE_MAX_HEAP_MB'
+  | 'CORS_ORIGINS'
+>
+
+/** Routes that stream or load whole files: a few a minute is plenty for a person. */
+const HEAVY_ROUTES = [/^\/v1\/exports\//, /^\/v1\/devices\/import$/]
+/** Routes that must answer even under pressure: an orchestrator restarts what fails liveness. */
+const ALWAYS_ANSWER = new Set(['/healthz', '/readyz'])
+const SHED_RETRY_AFTER_SECONDS = 5
+
+const callerKey = (request: FastifyRequest) => (request.principal ? `sub:${request.principal.sub}` : `ip:${request.ip}`)
+
+export default fp(
+  async function protectionPlugin(app: FastifyInstance, options: { config: ProtectionConfig }) {
+    const { config } = options
+
+    await app.register(helmet, {
+      // A JSON API needs no resources loaded; the docs page sets its own policy (swagger-ui's staticCSP).
+      contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+      hsts: { maxAge: 31_536_000, includeSubDomains: true },
+    })
+
+    if (config.CORS_ORIGINS) {
+      // The preflight route answers browsers before any token is sent.
+      app.addHook('onRoute', (route: RouteOptions) => {
+        if (route.method === 'OPTIONS') route.config = { ...route.config, access: 'public' }
+      })
+      await app.register(cors, {
+        origin: config.CORS_ORIGINS.split(',').map((origin) => origin.trim()),
+        methods: ['GET', 'POST', 'PATCH'],
+        allowedHeaders: ['authorization', 'content-type', 'if-match', 'idempotency-key', 'x-request-id'],
+        exposedHeaders: ['etag', 'location', 'retry-after', 'x-request-id', 'content-disposition'],
+      })
+    }
+
+    if (config.RATE_LIMIT_PER_MINUTE > 0) {
+      const redis = config.REDIS_URL
+        ? new Redis(config.REDIS_URL, { connectTimeout: 1_000, maxRetriesPerRequest: 1, lazyConnect: false })
+        : undefined
+      if (redis) {
+        redis.on('error', (error) => app.log.warn({ err: error }, 'rate-limit store (Redis) unavailable'))
+        app.addHook('onClose', async () => {
+          await redis.quit().catch(() => redis.disconnect())
+        })
+      }
+      // Heavy routes get their own, smaller allowance; set before the rate-limit plugin sees the route.
+      app.addHook('onRoute', (route: RouteOptions) => {
+        if (config.RATE_LIMIT_HEAVY_PER_MINUTE > 0 && HEAVY_ROUTES.some((pattern) => pattern.test(route.url))) {
+          route.config = { ...route.config, rateLimit: { max: config.RATE_LIMIT_HEAVY_PER_MINUTE, timeWindow: 60_000 } }
+        }
+      })
+      await app.register(rateLimit, {
+        max: config.RATE_LIMIT_PER_MINUTE,
+        timeWindow: 60_000,
+        // After authentication, so the limit follows the caller, not a shared proxy address.
+        hook: 'preHandler',
+        keyGenerator: callerKey,
+        allowList: (request) => ALWAYS_ANSWER.has(request.routeOptions.url ?? ''),
+        ...(redis ? { redis, nameSpace: 'dlr-rate-limit:', skipOnError: true } : {}),
+        errorResponseBuilder: (_request, context) =>
+          new HttpProblem(429, 'too-many-requests', `Too many requests: at most ${context.max} a minute; retry after ${context.after}.`, {
+            headers: { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))) },
+          }),
+      })
+    }
+
+    if (config.PRESSURE_MAX_EVENT_LOOP_DELAY_MS > 0 || config.PRESSURE_MAX_HEAP_MB > 0) {
+      await app.register(underPressure, {
+        maxEventLoopDelay: config.PRESSURE_MAX_EVENT_LOOP_DELAY_MS,
+        maxHeapUsedBytes: config.PRESSURE_MAX_HEAP_MB * 1024 * 1024,
+        pressureHandler: (request, reply) => {
+          if (ALWAYS_ANSWER.has(request.routeOptions.url ?? '')) return
+          sendProblem(reply, problems.unavailable('The service is overloaded; retry shortly.', SHED_RETRY_AFTER_SECONDS))
+        },
+      })
+    }
+  },
+  { name: 'protection', dependencies: ['problems'] },
+)

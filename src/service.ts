@@ -3,12 +3,14 @@
  * (stop accepting, finish requests in flight, close the pool, exit 0). Used by `npm start`
  * (server.ts) and `npm run demo` (cli/demo.ts).
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
 import { type App, buildApp } from './app.js'
 import { createAuthenticator } from './auth/authenticator.js'
 import { type Config, ConfigError } from './config.js'
 import { openDatabase } from './db/client.js'
 import { runMigrations } from './db/migrate.js'
+import { PRESSURE_SAMPLE_MS } from './plugins/protection.js'
 
 export async function startService(config: Config): Promise<App> {
   const authenticator = await createAuthenticator(config)
@@ -29,6 +31,7 @@ export async function startService(config: Config): Promise<App> {
     await app.close()
     process.exit(1)
   }
+  await waitForCalm(app)
   await app.listen({ port: config.PORT, host: config.HOST })
   app.log.info(
     {
@@ -44,6 +47,17 @@ export async function startService(config: Config): Promise<App> {
     )
   }
   return app
+}
+
+/**
+ * Start-up (module loading, migrations) blocks the event loop, and load shedding's first sample
+ * after it would refuse the first requests. Listen once the loop is measured calm (at most 5 s).
+ */
+async function waitForCalm(app: App): Promise<void> {
+  if (!app.hasDecorator('isUnderPressure')) return
+  const deadline = Date.now() + 5_000
+  await sleep(PRESSURE_SAMPLE_MS + 50) // one fresh sample, taken after the blocking work
+  while (app.isUnderPressure() && Date.now() < deadline) await sleep(100)
 }
 
 /** The last word of a process that could not start: one line, exit code 1. */

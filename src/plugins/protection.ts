@@ -35,6 +35,8 @@ const HEAVY_ROUTES = [/^\/v1\/exports\//, /^\/v1\/devices\/import$/]
 /** Routes that must answer even under pressure: an orchestrator restarts what fails liveness. */
 const ALWAYS_ANSWER = new Set(['/healthz', '/readyz'])
 const SHED_RETRY_AFTER_SECONDS = 5
+/** How often load shedding measures the event loop and the heap. */
+export const PRESSURE_SAMPLE_MS = 250
 
 const callerKey = (request: FastifyRequest) => (request.principal ? `sub:${request.principal.sub}` : `ip:${request.ip}`)
 
@@ -94,6 +96,7 @@ export default fp(
 
     if (config.PRESSURE_MAX_EVENT_LOOP_DELAY_MS > 0 || config.PRESSURE_MAX_HEAP_MB > 0) {
       await app.register(underPressure, {
+        sampleInterval: PRESSURE_SAMPLE_MS,
         maxEventLoopDelay: config.PRESSURE_MAX_EVENT_LOOP_DELAY_MS,
         maxHeapUsedBytes: config.PRESSURE_MAX_HEAP_MB * 1024 * 1024,
         pressureHandler: (request, reply) => {

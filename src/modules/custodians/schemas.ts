@@ -1,9 +1,10 @@
 import { z } from 'zod'
+import { custodianKind, house } from '../../db/schema.js'
 import { DateString, QueryBoolean, Text } from '../../http/schemas.js'
 import { PageQuery } from '../../http/pagination.js'
 
-export const CustodianKind = z.enum(['mp', 'peer', 'staff', 'office'])
-export const House = z.enum(['commons', 'lords'])
+export const CustodianKind = z.enum(custodianKind.enumValues)
+export const House = z.enum(house.enumValues)
 
 export const CustodianSchema = z
   .object({

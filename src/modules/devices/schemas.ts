@@ -4,12 +4,13 @@
  * check digit, and dates of purchase cannot lie in the future.
  */
 import { z } from 'zod'
+import { classification, deviceKind, deviceStatus } from '../../db/schema.js'
 import { PageQuery } from '../../http/pagination.js'
 import { DateString, Text, Uuid } from '../../http/schemas.js'
 
-export const DeviceKind = z.enum(['laptop', 'phone', 'tablet', 'desktop', 'removable_media', 'security_token', 'other'])
-export const Classification = z.enum(['official', 'official_sensitive', 'secret'])
-export const DeviceStatus = z.enum(['in_stock', 'assigned', 'lost', 'stolen', 'retired'])
+export const DeviceKind = z.enum(deviceKind.enumValues)
+export const Classification = z.enum(classification.enumValues)
+export const DeviceStatus = z.enum(deviceStatus.enumValues)
 
 /** 2-5 letters, a hyphen, 4-12 letters or digits: `PA-T123451`, `HOL-00017`. Stored upper case. */
 export const ASSET_TAG_PATTERN = /^[A-Z]{2,5}-[A-Z0-9]{4,12}$/

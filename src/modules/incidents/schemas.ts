@@ -1,20 +1,14 @@
 import { z } from 'zod'
+import { incidentKind, incidentStatus, locationCategory, recoveryCondition, remoteWipe, riskLevel } from '../../db/schema.js'
 import { PageQuery } from '../../http/pagination.js'
 import { DateString, QueryBoolean, Text, Timestamp, Uuid } from '../../http/schemas.js'
 
-export const IncidentKind = z.enum(['lost', 'stolen'])
-export const IncidentStatus = z.enum(['open', 'recovered', 'closed'])
-export const LocationCategory = z.enum([
-  'parliamentary_estate',
-  'constituency_office',
-  'home',
-  'transit',
-  'abroad',
-  'other',
-])
-export const RemoteWipe = z.enum(['not_requested', 'requested', 'confirmed', 'not_possible'])
-export const RecoveryCondition = z.enum(['intact', 'damaged', 'tampered'])
-export const RiskLevel = z.enum(['low', 'medium', 'high', 'critical'])
+export const IncidentKind = z.enum(incidentKind.enumValues)
+export const IncidentStatus = z.enum(incidentStatus.enumValues)
+export const LocationCategory = z.enum(locationCategory.enumValues)
+export const RemoteWipe = z.enum(remoteWipe.enumValues)
+export const RecoveryCondition = z.enum(recoveryCondition.enumValues)
+export const RiskLevel = z.enum(riskLevel.enumValues)
 
 export const RiskSchema = z
   .object({

@@ -1,9 +1,10 @@
 import { z } from 'zod'
+import { scanIdentifierType, stocktakeStatus } from '../../db/schema.js'
 import { PageQuery } from '../../http/pagination.js'
 import { notInFuture, Text, Timestamp, Uuid } from '../../http/schemas.js'
 import { DeviceKind, DeviceStatus } from '../devices/schemas.js'
-export const StocktakeStatus = z.enum(['open', 'closed'])
-export const IdentifierType = z.enum(['asset_tag', 'serial_number'])
+export const StocktakeStatus = z.enum(stocktakeStatus.enumValues)
+export const IdentifierType = z.enum(scanIdentifierType.enumValues)
 
 /** A stocktake may be limited to what one custodian holds, or to one kind of device, or both. */
 export const StocktakeScope = z

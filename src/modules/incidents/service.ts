@@ -22,6 +22,7 @@ import { iso } from '../../http/schemas.js'
 import { problems, type ProblemFieldError, registerConstraint } from '../../plugins/problems.js'
 import { ukMidnight } from '../../time/uk.js'
 import { recordAudit } from '../audit/trail.js'
+import { toDevice } from '../devices/service.js'
 import { transition } from '../devices/lifecycle.js'
 import { computeRisk, type Risk, type RiskFactor, riskLevelSql, riskScoreSql } from './risk.js'
 import type {
@@ -184,7 +185,7 @@ export async function reportIncident(db: DbOrTx, context: WriteContext, input: C
     const created = toIncident(row!, FULL_VIEW, now)
     await recordAudit(tx, context, [
       { action: 'incident.reported', entityType: 'incident', entityId: created.id, after: created },
-      { action: `device.reported_${input.kind}`, entityType: 'device', entityId: device.id, before: device, after: deviceAfter },
+      { action: `device.reported_${input.kind}`, entityType: 'device', entityId: device.id, before: toDevice(device), after: toDevice(deviceAfter!) },
     ])
     return created
   })
@@ -291,7 +292,7 @@ export async function recoverIncident(db: DbOrTx, context: WriteContext, id: str
     const after = toIncident(row!, FULL_VIEW, now)
     await recordAudit(tx, context, [
       { action: 'incident.recovered', entityType: 'incident', entityId: id, before, after },
-      { action: 'device.recovered', entityType: 'device', entityId: device!.id, before: device, after: deviceAfter },
+      { action: 'device.recovered', entityType: 'device', entityId: device!.id, before: toDevice(device!), after: toDevice(deviceAfter!) },
     ])
     return after
   })

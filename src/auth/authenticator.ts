@@ -11,7 +11,7 @@
  * Algorithms are pinned per mode (`alg: none` is never accepted), `exp` and `sub` are required,
  * `iss`/`aud` are checked when configured, and the clock tolerance is 30 seconds.
  */
-import { randomBytes } from 'node:crypto'
+import { createSecretKey, randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { createRemoteJWKSet, errors as joseErrors, type JWTPayload, jwtVerify, SignJWT } from 'jose'
@@ -84,11 +84,13 @@ function hmacAuthenticator(
   mode: 'hs256-secret' | 'development-secret',
   config: Pick<Config, 'AUTH_ISSUER' | 'AUTH_AUDIENCE'>,
 ): Authenticator {
+  // Imported once: handing jose the raw bytes would import the key again on every request.
+  const key = createSecretKey(secret)
   return {
     mode,
     async verify(token) {
       try {
-        const { payload } = await jwtVerify(token, secret, verifyOptions(['HS256'], config))
+        const { payload } = await jwtVerify(token, key, verifyOptions(['HS256'], config))
         return principalFrom(payload)
       } catch (error) {
         if (error instanceof InvalidTokenError) throw error

@@ -85,8 +85,11 @@ interface ParsedRow {
   device: CreateDeviceInput
 }
 
+/** Rows checked between two yields to the event loop: a big file must not stall every other request. */
+const ROWS_PER_YIELD = 2_000
+
 /** Parses and checks the file without the database; returns the good rows and every error. */
-export function parseImport(text: string): { rows: ParsedRow[]; errors: ImportError[] } {
+export async function parseImport(text: string): Promise<{ rows: ParsedRow[]; errors: ImportError[] }> {
   let records: { record: string[]; info: { lines: number } }[]
   try {
     // With `info`, each record comes with its line number (the typings do not follow the option).
@@ -103,7 +106,8 @@ export function parseImport(text: string): { rows: ParsedRow[]; errors: ImportEr
   const errors: ImportError[] = []
   const firstTag = new Map<string, number>()
   const firstSerial = new Map<string, number>()
-  for (const { record, info } of body) {
+  for (const [index, { record, info }] of body.entries()) {
+    if (index > 0 && index % ROWS_PER_YIELD === 0) await new Promise((resolve) => setImmediate(resolve))
     const line = info.lines
     if (record.length !== IMPORT_COLUMNS.length) {
       errors.push({ row: line, column: '', message: `has ${record.length} cells; expected ${IMPORT_COLUMNS.length}` })
@@ -191,7 +195,7 @@ async function insertBatch(tx: DbOrTx, rows: DeviceRow[]): Promise<void> {
 }
 
 export async function importDevices(db: DbOrTx, context: WriteContext, text: string): Promise<{ created: number }> {
-  const { rows, errors } = parseImport(text)
+  const { rows, errors } = await parseImport(text)
   return db.transaction(async (tx) => {
     errors.push(...(await existingIdentifiers(tx, rows)))
     if (errors.length > 0) throw importProblem(errors)

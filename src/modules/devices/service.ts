@@ -155,11 +155,14 @@ export async function listDevices(db: DbOrTx, filter: DeviceListFilter) {
     prefix ? sql`(lower(${devices.assetTag}) LIKE ${prefix} OR lower(${devices.serialNumber}) LIKE ${prefix})` : undefined,
     cursor ? gt(devices.id, String(cursor[0])) : undefined,
   ]
+  // Under an equality filter, ordering by (that column, id) is the same order — the column is
+  // constant — and lets PostgreSQL walk that filter's (column, id) index instead of the primary key.
+  const leading = filter.custodianId ? devices.currentCustodianId : filter.status ? devices.status : filter.kind ? devices.kind : undefined
   const rows = await db
     .select()
     .from(devices)
     .where(and(...conditions))
-    .orderBy(asc(devices.id))
+    .orderBy(...(leading ? [asc(leading)] : []), asc(devices.id))
     .limit(filter.limit + 1)
   return toPage(rows, filter.limit, (row) => [row.id], toDevice)
 }

@@ -25,21 +25,31 @@ export const pageOf = <T extends z.ZodType>(item: T) =>
 
 export type CursorKey = (string | number | null)[]
 
+/** What each part of a list's sort key is, so a cursor that is not ours never reaches SQL. */
+export type CursorPart = 'uuid' | 'int' | 'time' | 'time?' | 'text'
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const TIME_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/
+
+const partIsValid: Record<CursorPart, (value: unknown) => boolean> = {
+  uuid: (value) => typeof value === 'string' && UUID_PATTERN.test(value),
+  int: (value) => Number.isSafeInteger(value),
+  time: (value) => typeof value === 'string' && TIME_PATTERN.test(value) && !Number.isNaN(Date.parse(value)),
+  'time?': (value) => value === null || partIsValid.time(value),
+  text: (value) => typeof value === 'string' && value.length <= 200 && !value.includes('\u0000'),
+}
+
 export function encodeCursor(key: CursorKey): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url')
 }
 
-/** Decodes a cursor into its key of `arity` values; a cursor that is not ours is a 400 naming it. */
-export function decodeCursor(cursor: string | undefined, arity: number): CursorKey | undefined {
+/** Decodes a cursor into a key of the given shape; a cursor that is not ours is a 400 naming it. */
+export function decodeCursor(cursor: string | undefined, shape: readonly CursorPart[]): CursorKey | undefined {
   if (cursor === undefined) return undefined
   try {
     const key: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-    if (
-      Array.isArray(key) &&
-      key.length === arity &&
-      key.every((part) => part === null || typeof part === 'string' || typeof part === 'number')
-    ) {
-      return key
+    if (Array.isArray(key) && key.length === shape.length && shape.every((part, i) => partIsValid[part](key[i]))) {
+      return key as CursorKey
     }
   } catch {
     // fall through to the problem below

@@ -13,9 +13,17 @@ export const DateString = z.iso.date({ error: 'must be a date, YYYY-MM-DD' })
 /** An RFC 3339 time with an offset (`2023-11-20T16:45:00Z`, `2023-11-20T16:45:00+01:00`). */
 export const Timestamp = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 time with offset, e.g. 2023-11-20T16:45:00Z' })
 
-/** Free text a person types: trimmed, not blank, bounded. */
+/**
+ * Free text a person types: trimmed, not blank, bounded, and storable as sent (PostgreSQL text
+ * has no NUL; an unpaired surrogate would be silently stored as U+FFFD).
+ */
 export const Text = (max: number) =>
-  z.string().trim().min(1, { error: 'must not be blank' }).max(max, { error: `must be at most ${max} characters` })
+  z
+    .string()
+    .trim()
+    .min(1, { error: 'must not be blank' })
+    .max(max, { error: `must be at most ${max} characters` })
+    .refine((value) => !value.includes('\u0000') && !/\p{Cs}/u.test(value), { error: 'must not contain NUL characters or broken Unicode' })
 
 /** A query-string boolean: only the words `true` and `false`. */
 export const QueryBoolean = z.enum(['true', 'false'], { error: 'must be true or false' }).transform((v) => v === 'true')

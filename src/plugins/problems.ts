@@ -120,7 +120,18 @@ function findDatabaseError(error: unknown): PgLikeError | undefined {
 }
 
 /** Connection-level failures: the database went away or refused us, not the request's fault. */
-const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'])
+const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'])
+
+/** node-postgres raises these as plain Errors, with no code, so they are known by their message. */
+const UNAVAILABLE_DRIVER_MESSAGES = [
+  /^Connection terminated/, // the socket closed (restart, pg_terminate_backend, network)
+  /^Client was closed and is not queryable/, // e.g. the ROLLBACK after the connection dropped
+  /^Client has encountered a connection error and is not queryable/,
+  /^timeout exceeded when trying to connect/, // the pool's connectionTimeoutMillis
+  /^Connection terminated due to connection timeout/,
+  /^Query read timeout/, // query_timeout: the database stopped answering on an open connection
+  /^Cannot use a pool after calling end on the pool/, // shutting down
+]
 
 function isConnectionFailure(error: unknown): boolean {
   let current: unknown = error
@@ -128,8 +139,7 @@ function isConnectionFailure(error: unknown): boolean {
     const code = (current as { code?: unknown }).code
     const message = String((current as { message?: unknown }).message ?? '')
     if (typeof code === 'string' && UNAVAILABLE_NODE_CODES.has(code)) return true
-    if (/Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message))
-      return true
+    if (UNAVAILABLE_DRIVER_MESSAGES.some((pattern) => pattern.test(message))) return true
     current = (current as { cause?: unknown }).cause
   }
   return false
@@ -163,6 +173,9 @@ function problemFromDatabaseError(error: PgLikeError): HttpProblem | undefined {
     case '22008': // datetime_field_overflow
     case '22P02': // invalid_text_representation
       return problems.unprocessable('The request breaks a rule of the register.')
+    case '22021': // character_not_in_repertoire: a NUL byte, which text columns cannot hold
+    case '22P05': // untranslatable_character: \u0000 in jsonb
+      return problems.badRequest('The request contains a character the register cannot store (such as NUL).')
     case '40001': // serialization_failure
     case '40P01': // deadlock_detected
       return problems.unavailable('The request collided with another; retry it.', 1)

@@ -123,9 +123,8 @@ interface Page {
 
 /** Newest assignment first; the cursor is (assignedAt, id) of the last one shown. */
 async function listAssignments(db: DbOrTx, where: SQL, page: Page) {
-  const cursor = decodeCursor(page.cursor, 2)
+  const cursor = decodeCursor(page.cursor, ['time', 'uuid'])
   const at = cursor ? new Date(String(cursor[0])) : undefined
-  if (at && Number.isNaN(at.getTime())) decodeCursor('not-a-cursor', 2) // throws the cursor's 400
   const after =
     cursor && at
       ? or(lt(assignments.assignedAt, at), and(eq(assignments.assignedAt, at), lt(assignments.id, String(cursor[1]))))
@@ -151,7 +150,7 @@ export async function listCustodianAssignments(db: DbOrTx, custodianId: string, 
 
 /** Devices still out with custodians who are inactive or have left, by device id. */
 export async function listUnreturned(db: DbOrTx, page: Page) {
-  const cursor = decodeCursor(page.cursor, 1)
+  const cursor = decodeCursor(page.cursor, ['uuid'])
   const rows = await db
     .select({
       device: {

@@ -139,7 +139,7 @@ export interface CustodianListFilter {
 export const likeEscape = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`)
 
 export async function listCustodians(db: DbOrTx, filter: CustodianListFilter) {
-  const cursor = decodeCursor(filter.cursor, 1)
+  const cursor = decodeCursor(filter.cursor, ['uuid'])
   const conditions: (SQL | undefined)[] = [
     filter.active !== undefined ? eq(custodians.active, filter.active) : undefined,
     filter.kind ? eq(custodians.kind, filter.kind) : undefined,

@@ -145,7 +145,7 @@ export interface DeviceListFilter {
 }
 
 export async function listDevices(db: DbOrTx, filter: DeviceListFilter) {
-  const cursor = decodeCursor(filter.cursor, 1)
+  const cursor = decodeCursor(filter.cursor, ['uuid'])
   // `lower(x) LIKE 'prefix%'` is what the text_pattern_ops unique indexes can serve.
   const prefix = filter.q ? `${likeEscape(filter.q.toLowerCase())}%` : undefined
   const conditions: (SQL | undefined)[] = [

@@ -105,8 +105,7 @@ function toItem(row: TimelineRow): TimelineItem {
 
 export async function deviceTimeline(db: DbOrTx, deviceId: string, page: { limit: number; cursor?: string | undefined }) {
   if (!(await findDevice(db, deviceId))) throw problems.notFound(`There is no device ${deviceId}.`)
-  const cursor = decodeCursor(page.cursor, 2)
-  if (cursor && (Number.isNaN(Date.parse(String(cursor[0]))) || typeof cursor[1] !== 'string')) decodeCursor('not-a-cursor', 2)
+  const cursor = decodeCursor(page.cursor, ['time', 'text'])
   const after = cursor ? sql`WHERE (e.at, e.key) < (${String(cursor[0])}::timestamptz, ${String(cursor[1])})` : sql``
   // Only structured columns leave the database; `before`/`after` are read for ids and field names.
   const query = sql`

@@ -102,7 +102,7 @@ export interface StocktakeListFilter {
 
 /** Newest last (id order). Each item's counts are computed as for a single read. */
 export async function listStocktakes(db: DbOrTx, filter: StocktakeListFilter) {
-  const cursor = decodeCursor(filter.cursor, 1)
+  const cursor = decodeCursor(filter.cursor, ['uuid'])
   const conditions: (SQL | undefined)[] = [
     filter.status ? eq(stocktakes.status, filter.status) : undefined,
     cursor ? gt(stocktakes.id, String(cursor[0])) : undefined,
@@ -222,10 +222,7 @@ type OverdueRow = DeviceEntryBody & { seenKey: string | null }
  * stays a plain keyset however many devices have never been seen.
  */
 export async function overdueAudit(db: DbOrTx, filter: OverdueFilter) {
-  const cursor = decodeCursor(filter.cursor, 2)
-  if (cursor && (typeof cursor[1] !== 'string' || typeof cursor[0] === 'number' || !/^[0-9a-f-]{36}$/i.test(cursor[1]))) {
-    throw problems.validation([{ path: 'querystring.cursor', message: 'is not a cursor this service issued' }])
-  }
+  const cursor = decodeCursor(filter.cursor, ['time?', 'uuid'])
   const inService = sql`d.status IN ('in_stock', 'assigned')`
   const rows: OverdueRow[] = []
   if (!cursor || cursor[0] === null) {

@@ -17,9 +17,18 @@ export async function startService(config: Config): Promise<App> {
   const database = await openDatabase(config)
   const app = await buildApp(config, { database, authenticator })
 
+  // While draining, responses to requests in flight say `Connection: close`: a keep-alive
+  // connection left open after its last response would hold server.close() until the grace
+  // delay ran out (and the exit code would be 1).
+  let draining = false
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close')
+  })
+
   closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'stopping after an unexpected error')
     else app.log.info({ signal }, 'stopping: finishing requests in flight')
+    draining = true
     await app.close()
   })
 

@@ -46,6 +46,60 @@ export interface PostgresOptions {
   logger?: Pick<FastifyBaseLogger, 'error' | 'warn'>
 }
 
+/**
+ * Every new connection: the pool listens for errors only on idle clients, so a client checked
+ * out for a transaction whose connection drops would emit 'error' with nobody listening and crash
+ * the process. Its queries fail anyway (the request gets a 503). And a query that hit the
+ * client-side `query_timeout` leaves the connection waiting for an answer that will never come,
+ * with every later query queued behind it: such a connection is closed, never reused.
+ */
+function guardConnection(client: pg.PoolClient): void {
+  client.on('error', () => {})
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown
+  ;(client as unknown as { query: typeof query }).query = (...args: unknown[]) => {
+    const result = query(...args)
+    if (result instanceof Promise) {
+      result.catch((error: unknown) => {
+        if (error instanceof Error && error.message === 'Query read timeout') {
+          const internals = client as unknown as { connection?: { stream?: { destroy(): void } } }
+          if (internals.connection?.stream) internals.connection.stream.destroy()
+          else void client.end().catch(() => {})
+        }
+      })
+    }
+    return result
+  }
+}
+
+/**
+ * Drizzle sends BEGIN before its try/finally, so a transaction whose BEGIN fails (the connection
+ * just dropped or went silent) never releases its client: each such failure would shrink the pool
+ * by one until no request could get a connection. A checked-out client whose connection ends is
+ * therefore released (and discarded) here; the later release by its user, if any, is a no-op.
+ */
+function guardCheckouts(pool: pg.Pool): void {
+  const connect = pool.connect.bind(pool) as (callback?: unknown) => Promise<pg.PoolClient> | undefined
+  const guarded = (callback?: unknown) => {
+    // The callback form is the pool's own (pool.query), which releases on error itself.
+    if (callback) return connect(callback)
+    return connect()!.then((client) => {
+      const release = client.release.bind(client)
+      let released = false
+      const releaseOnce = (error?: Error | boolean) => {
+        if (released) return
+        released = true
+        client.removeListener('end', onEnd)
+        release(error)
+      }
+      const onEnd = () => releaseOnce(new Error('the connection ended while checked out'))
+      client.once('end', onEnd)
+      client.release = releaseOnce
+      return client
+    })
+  }
+  pool.connect = guarded as typeof pool.connect
+}
+
 export function connectPostgres(options: PostgresOptions): Database {
   const pool = new pg.Pool({
     connectionString: options.url,
@@ -64,6 +118,8 @@ export function connectPostgres(options: PostgresOptions): Database {
   pool.on('error', (error) => {
     options.logger?.warn({ err: error }, 'database connection lost; the pool will reconnect')
   })
+  pool.on('connect', guardConnection)
+  guardCheckouts(pool)
   const db = drizzlePg(pool, { schema }) as unknown as Db
   let closed = false
   return {

@@ -37,7 +37,7 @@ declare module 'fastify' {
 
 export const KEY_TTL_MS = 24 * 60 * 60 * 1000
 /** A claim with no response after this long belongs to a request that died; it may be taken over. */
-const ABANDONED_AFTER_MS = 5 * 60 * 1000
+const ABANDONED_AFTER_MS = 60 * 1000
 const REPLAYED_HEADERS = ['etag', 'location', 'content-type'] as const
 
 const IdempotencyHeaders = z.object({

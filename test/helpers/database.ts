@@ -99,6 +99,20 @@ async function ensurePostgresTemplate(admin: pg.Client): Promise<string> {
   return template
 }
 
+/**
+ * A fresh migrated PostgreSQL database (from the template) with no pool opened on it, for tests
+ * that connect their own way (through a proxy, from a child process); dropped when the test ends.
+ */
+export async function createMigratedPostgresDatabase(t: Teardown): Promise<{ name: string; url: string }> {
+  const name = `dlr_test_${randomBytes(6).toString('hex')}`
+  await withAdminLock(async (admin) => {
+    const template = await ensurePostgresTemplate(admin)
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`)
+  })
+  t.teardown(() => dropPostgresDatabase(name))
+  return { name, url: postgresUrlFor(name) }
+}
+
 async function createPostgresTestDatabase(t: Teardown): Promise<Database> {
   const name = `dlr_test_${randomBytes(6).toString('hex')}`
   await withAdminLock(async (admin) => {

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto'
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from '@fastify/type-provider-zod'
 import Fastify, { type RouteOptions } from 'fastify'
+import { z } from 'zod'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
 import { loggerOptions, RequestLogController } from './logging.js'
@@ -55,6 +56,12 @@ export async function buildApp(config: Config, deps: AppDependencies) {
     },
   }).withTypeProvider<ZodTypeProvider>()
 
+  // A /v1 route that declares no query parameters refuses any (the contract: no silent ignoring).
+  app.addHook('onRoute', (route) => {
+    if (!route.url.startsWith('/v1/')) return
+    const schema = (route.schema ??= {}) as { querystring?: unknown }
+    schema.querystring ??= z.strictObject({})
+  })
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute)
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)

@@ -14,8 +14,11 @@ import { PRESSURE_SAMPLE_MS } from './plugins/protection.js'
 
 export async function startService(config: Config): Promise<App> {
   const authenticator = await createAuthenticator(config)
-  const database = await openDatabase(config)
+  // The pool reports lost idle connections to the app's log, which exists only once the app does.
+  const poolLog: { to?: App['log'] } = {}
+  const database = await openDatabase(config, { warn: (details, message) => poolLog.to?.warn(details, message) })
   const app = await buildApp(config, { database, authenticator })
+  poolLog.to = app.log
 
   // While draining, responses to requests in flight say `Connection: close`: a keep-alive
   // connection left open after its last response would hold server.close() until the grace

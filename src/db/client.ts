@@ -13,7 +13,6 @@ import path from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
 import type { ExtractTablesWithRelations } from 'drizzle-orm'
-import type { FastifyBaseLogger } from 'fastify'
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
@@ -43,7 +42,8 @@ export interface PostgresOptions {
   connectTimeoutMs: number
   statementTimeoutMs: number
   idleInTransactionTimeoutMs: number
-  logger?: Pick<FastifyBaseLogger, 'error' | 'warn'>
+  /** Where a lost idle connection is reported (the app's logger, once there is one). */
+  logger?: { warn(details: object, message: string): void }
 }
 
 /**

@@ -212,6 +212,8 @@ const SERVER_OWNED_FIELDS = new Set([
 
 function validationProblem(error: FastifyError): HttpProblem {
   const context = error.validationContext ?? 'body'
+  // Every path parameter is a record's id: one that cannot exist names no record.
+  if (context === 'params') return problems.notFound('There is no such record (the id in the path is not a valid id).')
   const errors: ProblemFieldError[] = []
   for (const issue of error.validation ?? []) {
     const base = [context, ...issue.instancePath.split('/').filter(Boolean)].join('.')

@@ -7,6 +7,14 @@ import { type SQL, sql } from 'drizzle-orm'
 
 export const UK_TIME_ZONE = 'Europe/London'
 
+// Built once: constructing an Intl formatter costs ~0.1 ms, too much per row of a 100,000-row import.
+const UK_DATE = new Intl.DateTimeFormat('en-CA', { timeZone: UK_TIME_ZONE, year: 'numeric', month: '2-digit', day: '2-digit' })
+
+/** Today's date in UK local time, `YYYY-MM-DD`. */
+export function ukToday(now = new Date()): string {
+  return UK_DATE.format(now)
+}
+
 /** The instant a `YYYY-MM-DD` day begins in UK local time, as a SQL expression. */
 export function ukMidnight(date: string): SQL {
   return sql`((${date})::date::timestamp AT TIME ZONE 'Europe/London')`

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { AssetTag, isValidImei, luhnValid, ukToday } from '../../src/modules/devices/schemas.js'
+import { AssetTag, isValidImei, luhnValid } from '../../src/modules/devices/schemas.js'
+import { ukToday } from '../../src/time/uk.js'
 
 t.test('Luhn check digit', async (t) => {
   t.ok(luhnValid('79927398713'), 'the textbook example')

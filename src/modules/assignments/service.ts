@@ -39,13 +39,13 @@ export function toAssignment(row: AssignmentRow): Assignment {
 export async function assignDevice(db: DbOrTx, context: WriteContext, deviceId: string, input: AssignInput): Promise<Assignment> {
   return db.transaction(async (tx) => {
     const device = await lockDevice(tx, deviceId)
-    const custodian = await findCustodian(tx, input.custodianId)
+    const custodian = await findCustodian(tx, input.custodianId, true)
     if (!custodian) {
       throw problems.unprocessable(`There is no custodian ${input.custodianId}.`, [{ path: 'body.custodianId', message: 'no custodian has this id' }])
     }
     const status = transition(device.status, 'assign')
     if (!custodian.active) {
-      throw problems.conflict(`${custodian.name} is not an active custodian (left or deactivated); devices go only to active custodians.`, [
+      throw problems.conflict('The custodian is not active (left or deactivated); devices go only to active custodians.', [
         { path: 'body.custodianId', message: 'is not active' },
       ])
     }

@@ -11,6 +11,7 @@ import { decodeCursor, toPage } from '../../http/pagination.js'
 import { staleVersion } from '../../http/preconditions.js'
 import { iso } from '../../http/schemas.js'
 import { problems } from '../../plugins/problems.js'
+import { ukToday } from '../../time/uk.js'
 import { recordAudit } from '../audit/trail.js'
 import type { CreateCustodianInput, Custodian, UpdateCustodianInput } from './schemas.js'
 
@@ -53,7 +54,7 @@ function settleMembership(current: Membership, change: Partial<Membership>): Mem
   if (next.kind === 'mp' && next.house === 'lords') errors.push({ path: 'body.house', message: 'an MP sits in the commons' })
   if (next.kind === 'peer' && next.house === 'commons') errors.push({ path: 'body.house', message: 'a peer sits in the lords' })
   if (next.active && next.leftOn) errors.push({ path: 'body.active', message: 'a custodian who has left (leftOn) cannot be active' })
-  if (next.leftOn && next.leftOn > new Date().toISOString().slice(0, 10)) {
+  if (next.leftOn && next.leftOn > ukToday()) {
     errors.push({ path: 'body.leftOn', message: 'must not be in the future' })
   }
   if (errors.length > 0) throw problems.validation(errors)
@@ -84,8 +85,10 @@ export async function createCustodian(db: DbOrTx, context: WriteContext, input: 
   })
 }
 
-export async function findCustodian(db: DbOrTx, id: string): Promise<CustodianRow | undefined> {
-  const [row] = await db.select().from(custodians).where(eq(custodians.id, id))
+/** With `lock`, the row is held FOR SHARE until commit: it cannot be deactivated meanwhile. */
+export async function findCustodian(db: DbOrTx, id: string, lock = false): Promise<CustodianRow | undefined> {
+  const query = db.select().from(custodians).where(eq(custodians.id, id))
+  const [row] = lock ? await query.for('share') : await query
   return row
 }
 

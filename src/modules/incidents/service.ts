@@ -22,6 +22,7 @@ import { iso } from '../../http/schemas.js'
 import { problems, type ProblemFieldError, registerConstraint } from '../../plugins/problems.js'
 import { ukMidnight } from '../../time/uk.js'
 import { recordAudit } from '../audit/trail.js'
+import { toAssignment } from '../assignments/service.js'
 import { toDevice } from '../devices/service.js'
 import { transition } from '../devices/lifecycle.js'
 import { computeRisk, type Risk, type RiskFactor, riskLevelSql, riskScoreSql } from './risk.js'
@@ -68,7 +69,7 @@ export function toIncident(row: IncidentRow, view: View, now: Date = new Date())
     kind: row.kind,
     occurredAt: iso(row.occurredAt),
     reportedAt: iso(row.reportedAt)!,
-    location: { category: row.locationCategory, description: row.locationDescription },
+    location: { category: row.locationCategory, description: text(row.locationDescription) },
     circumstances: text(row.circumstances),
     policeReference: row.policeReference,
     personalDataAtRisk: row.personalDataAtRisk,
@@ -145,10 +146,11 @@ export async function reportIncident(db: DbOrTx, context: WriteContext, input: C
     const status = transition(device.status, input.kind === 'lost' ? 'report_lost' : 'report_stolen')
 
     // The assignment ends when the loss was reported (never before it began).
-    await tx
+    const [endedAssignment] = await tx
       .update(assignments)
       .set({ returnedAt: sql`GREATEST(${assignments.assignedAt}, ${reportedAt.toISOString()}::timestamptz)`, endedBy: 'incident' })
       .where(and(eq(assignments.deviceId, device.id), sql`${assignments.returnedAt} IS NULL`))
+      .returning()
     const [deviceAfter] = await tx
       .update(devices)
       .set({ status, currentCustodianId: null, updatedAt: now, version: sql`${devices.version} + 1` })
@@ -185,7 +187,14 @@ export async function reportIncident(db: DbOrTx, context: WriteContext, input: C
     const created = toIncident(row!, FULL_VIEW, now)
     await recordAudit(tx, context, [
       { action: 'incident.reported', entityType: 'incident', entityId: created.id, after: created },
-      { action: `device.reported_${input.kind}`, entityType: 'device', entityId: device.id, before: toDevice(device), after: toDevice(deviceAfter!) },
+      {
+        action: `device.reported_${input.kind}`,
+        entityType: 'device',
+        entityId: device.id,
+        before: toDevice(device),
+        // As with a return, the event carries the assignment it ended.
+        after: { ...toDevice(deviceAfter!), assignment: endedAssignment ? toAssignment(endedAssignment) : null },
+      },
     ])
     return created
   })

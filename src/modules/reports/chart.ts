@@ -61,10 +61,11 @@ export function renderRiskChart(summary: RiskSummary, period: Period): string {
   const labelEvery = Math.max(1, Math.ceil(MIN_LABEL_GAP / group))
 
   const out: string[] = []
+  // The <title> follows the opening tag with nothing between, so it is the root's first child node.
   out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-labelledby="chart-title chart-desc" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-labelledby="chart-title chart-desc" font-family="sans-serif" font-size="12">` +
+      `<title id="chart-title">${escapeXml(title)}</title>`,
   )
-  out.push(`<title id="chart-title">${escapeXml(title)}</title>`)
   out.push(
     `<desc id="chart-desc">${escapeXml(
       `Incidents reported from ${summary.period.from} to ${summary.period.to} (exclusive), by UK-local month: ` +

@@ -4,9 +4,8 @@
  * that already has custodians is left as it is.
  */
 import type { App } from '../app.js'
+import { IMPORT_COLUMNS } from '../modules/devices/import.js'
 import { type DemoDataSet, type DemoDevice, demoDataSet, type DemoOptions } from './dataset.js'
-
-const IMPORT_COLUMNS = ['asset_tag', 'kind', 'make', 'model', 'serial_number', 'imei', 'encrypted', 'mdm_enrolled', 'classification', 'purchased_on', 'cost_pence'] as const
 
 export interface DemoLoadResult {
   loaded: boolean

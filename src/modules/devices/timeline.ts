@@ -10,7 +10,7 @@
  * every role that may read devices: a note shows as "note added", not what it says.
  */
 import { sql } from 'drizzle-orm'
-import type { DbOrTx } from '../../db/client.js'
+import { type DbOrTx, rowsOf } from '../../db/client.js'
 import { decodeCursor, toPage } from '../../http/pagination.js'
 import { problems } from '../../plugins/problems.js'
 import type { TimelineItem } from './schemas.js'
@@ -144,6 +144,5 @@ export async function deviceTimeline(db: DbOrTx, deviceId: string, page: { limit
     ${after}
     ORDER BY e.at DESC, e.key DESC
     LIMIT ${page.limit + 1}`
-  const result = (await db.execute(query)) as unknown as { rows: TimelineRow[] }
-  return toPage(result.rows, page.limit, (row) => [row.at, row.key], toItem)
+  return toPage(await rowsOf<TimelineRow>(db, query), page.limit, (row) => [row.at, row.key], toItem)
 }

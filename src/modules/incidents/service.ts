@@ -12,7 +12,7 @@
  * at that moment, and that frozen score is shown from then on.
  */
 import { and, asc, desc, eq, gte, lt, or, type SQL, sql } from 'drizzle-orm'
-import type { DbOrTx } from '../../db/client.js'
+import { type DbOrTx, rowsOf } from '../../db/client.js'
 import { newId } from '../../db/ids.js'
 import { assignments, devices, incidentNotes, incidents } from '../../db/schema.js'
 import type { WriteContext } from '../../http/context.js'
@@ -113,17 +113,14 @@ async function nextReference(tx: DbOrTx, reportedAt: Date): Promise<string> {
   const year = reportedAt.getUTCFullYear()
   // The counter row stays locked until commit: concurrent reports of one year queue here, and a
   // rolled-back report takes its number with it, so the sequence has no gaps.
-  const result = await tx.execute(sql`
-    INSERT INTO incident_counters (year, last_number) VALUES (${year}, 1)
-    ON CONFLICT (year) DO UPDATE SET last_number = incident_counters.last_number + 1
-    RETURNING last_number`)
-  const number = Number(rowsOf<{ last_number: number }>(result)[0]!.last_number)
+  const [counter] = await rowsOf<{ last_number: number }>(
+    tx,
+    sql`INSERT INTO incident_counters (year, last_number) VALUES (${year}, 1)
+        ON CONFLICT (year) DO UPDATE SET last_number = incident_counters.last_number + 1
+        RETURNING last_number`,
+  )
+  const number = Number(counter!.last_number)
   return `INC-${year}-${String(number).padStart(4, '0')}`
-}
-
-/** `execute` answers `{ rows }` on node-postgres and PGlite alike. */
-function rowsOf<T>(result: unknown): T[] {
-  return (result as { rows: T[] }).rows
 }
 
 export async function reportIncident(db: DbOrTx, context: WriteContext, input: CreateIncidentInput): Promise<Incident> {
@@ -356,7 +353,8 @@ export async function listNotes(db: DbOrTx, incidentId: string, page: { limit: n
 }
 
 /** Personal data at risk, past the 72-hour deadline, not yet reported to the ICO. */
-function icoOverdueSql(now: Date): SQL {
+/** Personal data at risk, past the 72-hour deadline, not reported to the ICO: the lists and the reports. */
+export function icoOverdueSql(now: Date): SQL {
   return sql`(${incidents.personalDataAtRisk} AND ${incidents.icoReportedAt} IS NULL AND ${incidents.icoDeadline} < ${now.toISOString()}::timestamptz)`
 }
 

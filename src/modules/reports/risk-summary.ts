@@ -8,10 +8,11 @@
  */
 import { type SQL, sql } from 'drizzle-orm'
 import { z } from 'zod'
-import type { Db, Tx } from '../../db/client.js'
+import { type Db, rowsOf, type Tx } from '../../db/client.js'
 import { incidents } from '../../db/schema.js'
 import { ukMidnight } from '../../time/uk.js'
 import { computeRisk, liveRiskScoreSql, type RiskInput } from '../incidents/risk.js'
+import { icoOverdueSql } from '../incidents/service.js'
 import { type Period, PeriodBasis } from './periods.js'
 
 const Count = z.int().min(0)
@@ -64,10 +65,8 @@ export type RiskSummary = z.infer<typeof RiskSummarySchema>
 
 export const HIGHEST_RISK_LIMIT = 10
 
-/** Both drivers answer `execute` with `{ rows }`; numbers are cast in SQL so both parse them alike. */
-async function rows<T>(db: Db | Tx, query: SQL): Promise<T[]> {
-  return ((await db.execute(query)) as unknown as { rows: T[] }).rows
-}
+// Numbers are cast in SQL (::int, ::float8) so both drivers parse them alike.
+const rows = rowsOf
 
 /** The period's incidents: reported from UK midnight of `from` to UK midnight of `to`. */
 export function inPeriod(period: Pick<Period, 'from' | 'to'>): SQL {
@@ -113,8 +112,7 @@ async function totalsOf(tx: Tx, period: Period, now: Date) {
         AS outstanding_sensitive,
       (count(*) FILTER (WHERE ${open} AND ${incidents.remoteWipe} <> 'confirmed'))::int AS outstanding_wipe_unconfirmed,
       (count(*) FILTER (WHERE ${incidents.personalDataAtRisk}))::int AS personal_data_incidents,
-      (count(*) FILTER (WHERE ${incidents.personalDataAtRisk} AND ${incidents.icoReportedAt} IS NULL
-        AND ${incidents.icoDeadline} < ${now.toISOString()}::timestamptz))::int AS ico_overdue,
+      (count(*) FILTER (WHERE ${icoOverdueSql(now)}))::int AS ico_overdue,
       (percentile_cont(0.5) WITHIN GROUP (ORDER BY ${hours}) FILTER (WHERE ${incidents.occurredAt} IS NOT NULL))::float8
         AS median_hours,
       (percentile_cont(0.9) WITHIN GROUP (ORDER BY ${hours}) FILTER (WHERE ${incidents.occurredAt} IS NOT NULL))::float8

@@ -14,19 +14,13 @@
  * here, so that a device registered after it was scanned counts as seen rather than as unknown.
  */
 import { type SQL, sql } from 'drizzle-orm'
-import type { DbOrTx } from '../../db/client.js'
+import { type DbOrTx, rowsOf } from '../../db/client.js'
 import type { Counts, Discrepancies } from './schemas.js'
 
 export interface StocktakeScopeRow {
   id: string
   scopeCustodianId: string | null
   scopeKind: string | null
-}
-
-/** Runs plain SQL through Drizzle (either driver) and returns its rows. */
-export async function rowsOf<T>(db: DbOrTx, query: SQL): Promise<T[]> {
-  const result = (await db.execute(query)) as unknown as { rows: T[] }
-  return result.rows
 }
 
 /** A time as the API writes it (`toISOString()`), built in SQL for documents made there. */

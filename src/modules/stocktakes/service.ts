@@ -7,7 +7,7 @@
  * it FOR UPDATE, so it waits for batches in flight, counts them, and every later batch sees `closed`.
  */
 import { and, asc, eq, gt, type SQL, sql } from 'drizzle-orm'
-import type { DbOrTx } from '../../db/client.js'
+import { type DbOrTx, rowsOf } from '../../db/client.js'
 import { newId } from '../../db/ids.js'
 import { custodians, stocktakes } from '../../db/schema.js'
 import type { WriteContext } from '../../http/context.js'
@@ -15,7 +15,7 @@ import { decodeCursor, encodeCursor } from '../../http/pagination.js'
 import { iso } from '../../http/schemas.js'
 import { problems, registerConstraint } from '../../plugins/problems.js'
 import { recordAudit } from '../audit/trail.js'
-import { computeDiscrepancies, discrepancyDocumentSql, frozenCounts, isoText, liveCounts, rowsOf } from './discrepancies.js'
+import { computeDiscrepancies, discrepancyDocumentSql, frozenCounts, isoText, liveCounts } from './discrepancies.js'
 import type { Counts, CreateStocktakeInput, DeviceEntryBody, Discrepancies, ScanBatch, ScanReceiptBody, Stocktake } from './schemas.js'
 
 registerConstraint('stocktakes_scope_custodian_id_custodians_id_fk', 'body.scope.custodianId', 'is not a known custodian')

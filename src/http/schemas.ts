@@ -7,11 +7,20 @@ export const Uuid = z.uuid({ error: 'must be a UUID' })
 
 export const IdParams = z.strictObject({ id: Uuid })
 
+/**
+ * Years a register can mean. ISO formats allow year 0000, which PostgreSQL refuses; bounding the
+ * year keeps such a value a 400 naming the field instead of a database error.
+ */
+const plausibleYear = (value: string) => value.slice(0, 4) >= '1900' && value.slice(0, 4) <= '2999'
+const YEAR_RANGE = { error: 'must be in the years 1900 to 2999' }
+
 /** A calendar date, `YYYY-MM-DD`, that really exists (no 2023-02-30). */
-export const DateString = z.iso.date({ error: 'must be a date, YYYY-MM-DD' })
+export const DateString = z.iso.date({ error: 'must be a date, YYYY-MM-DD' }).refine(plausibleYear, YEAR_RANGE)
 
 /** An RFC 3339 time with an offset (`2023-11-20T16:45:00Z`, `2023-11-20T16:45:00+01:00`). */
-export const Timestamp = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 time with offset, e.g. 2023-11-20T16:45:00Z' })
+export const Timestamp = z.iso
+  .datetime({ offset: true, error: 'must be an RFC 3339 time with offset, e.g. 2023-11-20T16:45:00Z' })
+  .refine(plausibleYear, YEAR_RANGE)
 
 /**
  * Free text a person types: trimmed, not blank, bounded, and storable as sent (PostgreSQL text

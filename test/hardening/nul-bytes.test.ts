@@ -68,3 +68,14 @@ t.test('the database refusing a character maps to 400 (text) and 400 (jsonb)', a
     t.notMatch(problem?.message ?? '', /UTF8|0x00/, 'the database message is not passed on')
   }
 })
+
+t.test('year 0000 and other implausible years are a 400 naming the field, not a database error', async (t) => {
+  const { app, auth } = await buildTestApp(t)
+  const headers = await auth(['security', 'asset_manager'])
+  const leaving = await app.inject({ method: 'POST', url: '/v1/custodians', headers, payload: { kind: 'staff', name: 'Ann Other', leftOn: '0000-02-29' } })
+  t.equal(leaving.statusCode, 400)
+  t.equal(leaving.json().errors[0].path, 'body.leftOn')
+  const range = await app.inject({ method: 'GET', url: '/v1/incidents?from=0000-01-01&to=2024-01-01', headers })
+  t.equal(range.statusCode, 400)
+  t.equal(range.json().errors[0].path, 'querystring.from')
+})

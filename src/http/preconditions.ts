@@ -14,6 +14,12 @@ export function setEtag(reply: FastifyReply, version: number): void {
   reply.header('etag', etagOf(version))
 }
 
+/** Headers of a 201: where the new resource lives, and its ETag so it can be changed at once. */
+export function setCreated(reply: FastifyReply, location: string, resource: { version: number }): void {
+  setEtag(reply, resource.version)
+  reply.header('location', location).code(201)
+}
+
 /** Documents `If-Match` on PATCH routes; presence is checked by `expectedVersion`, for a 428. */
 export const IfMatchHeaders = z.object({
   'if-match': z.string().max(100).optional().meta({ description: 'The ETag of the version being changed, e.g. "3".' }),

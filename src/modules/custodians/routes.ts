@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
 import { writeContext } from '../../http/context.js'
 import { pageOf } from '../../http/pagination.js'
-import { expectedVersion, IfMatchHeaders, setEtag } from '../../http/preconditions.js'
+import { expectedVersion, IfMatchHeaders, setCreated, setEtag } from '../../http/preconditions.js'
 import { IdParams } from '../../http/schemas.js'
 import { ProblemSchema } from '../../plugins/problems.js'
 import { CreateCustodianBody, CustodianListQuery, CustodianSchema, UpdateCustodianBody } from './schemas.js'
@@ -23,9 +23,8 @@ export const custodianRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request, reply) => {
       const custodian = await createCustodian(app.db, writeContext(request), request.body)
-      setEtag(reply, custodian.version)
-      reply.header('location', `/v1/custodians/${custodian.id}`)
-      return reply.code(201).send(custodian)
+      setCreated(reply, `/v1/custodians/${custodian.id}`, custodian)
+      return reply.send(custodian)
     },
   )
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
 import { writeContext } from '../../http/context.js'
 import { pageOf } from '../../http/pagination.js'
-import { expectedVersion, IfMatchHeaders, setEtag } from '../../http/preconditions.js'
+import { expectedVersion, IfMatchHeaders, setCreated, setEtag } from '../../http/preconditions.js'
 import { IdParams } from '../../http/schemas.js'
 import { ProblemSchema } from '../../plugins/problems.js'
 import { assignmentRoutes } from '../assignments/routes.js'
@@ -26,9 +26,8 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request, reply) => {
       const device = await createDevice(app.db, writeContext(request), request.body)
-      setEtag(reply, device.version)
-      reply.header('location', `/v1/devices/${device.id}`)
-      return reply.code(201).send(device)
+      setCreated(reply, `/v1/devices/${device.id}`, device)
+      return reply.send(device)
     },
   )
 

@@ -6,7 +6,7 @@ import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
 import type { FastifyRequest } from 'fastify'
 import { writeContext } from '../../http/context.js'
 import { pageOf } from '../../http/pagination.js'
-import { expectedVersion, IfMatchHeaders, setEtag } from '../../http/preconditions.js'
+import { expectedVersion, IfMatchHeaders, setCreated, setEtag } from '../../http/preconditions.js'
 import { IdParams } from '../../http/schemas.js'
 import { hasRole } from '../../plugins/auth.js'
 import { ProblemSchema } from '../../plugins/problems.js'
@@ -52,9 +52,8 @@ export const incidentRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request, reply) => {
       const incident = await reportIncident(app.db, writeContext(request), request.body)
-      setEtag(reply, incident.version)
-      reply.header('location', `/v1/incidents/${incident.id}`)
-      return reply.code(201).send(incident)
+      setCreated(reply, `/v1/incidents/${incident.id}`, incident)
+      return reply.send(incident)
     },
   )
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
 import { writeContext } from '../../http/context.js'
 import { pageOf } from '../../http/pagination.js'
-import { setEtag } from '../../http/preconditions.js'
+import { setCreated, setEtag } from '../../http/preconditions.js'
 import { IdParams } from '../../http/schemas.js'
 import { ProblemSchema } from '../../plugins/problems.js'
 import {
@@ -36,9 +36,8 @@ export const stocktakeRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request, reply) => {
       const stocktake = await createStocktake(app.db, writeContext(request), request.body)
-      setEtag(reply, stocktake.version)
-      reply.header('location', `/v1/stocktakes/${stocktake.id}`)
-      return reply.code(201).send(stocktake)
+      setCreated(reply, `/v1/stocktakes/${stocktake.id}`, stocktake)
+      return reply.send(stocktake)
     },
   )
 

@@ -1,7 +1,7 @@
 /**
  * What keeps the service standing when clients misbehave or the machine is overloaded:
  *
- * - security headers (@fastify/helmet); no CORS unless `CORS_ORIGINS` names the origins allowed;
+ * - security headers (helmet); no CORS unless `CORS_ORIGINS` names the origins allowed;
  * - rate limits per caller (the token's `sub`, or the address before authentication), stricter on
  *   the heavy routes (exports, imports); state in Redis when `REDIS_URL` is set, so several
  *   instances share it, else in memory; 429 with `Retry-After`;
@@ -11,11 +11,11 @@
  * Every refusal is problem+json, like every other error.
  */
 import cors from '@fastify/cors'
-import helmet from '@fastify/helmet'
 import rateLimit from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import helmet from 'helmet'
 import { Redis } from 'ioredis'
 import type { Config } from '../config.js'
 import { HttpProblem, problems, sendProblem } from './problems.js'
@@ -44,11 +44,16 @@ export default fp(
   async function protectionPlugin(app: FastifyInstance, options: { config: ProtectionConfig }) {
     const { config } = options
 
-    await app.register(helmet, {
+    // helmet's middleware, built once (@fastify/helmet builds it again for every request: 4% of a
+    // device read's CPU in the benchmark's profile).
+    const securityHeaders = helmet({
       // A JSON API needs no resources loaded; the docs page sets its own policy (swagger-ui's staticCSP).
       contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
       hsts: { maxAge: 31_536_000, includeSubDomains: true },
     })
+    app.addHook('onRequest', (request, reply, done) =>
+      securityHeaders(request.raw, reply.raw, (error?: unknown) => done(error as Error | undefined)),
+    )
 
     if (config.CORS_ORIGINS) {
       // The preflight route answers browsers before any token is sent.

@@ -5,6 +5,7 @@
 import { and, asc, eq, gt, type SQL, sql } from 'drizzle-orm'
 import type { DbOrTx } from '../../db/client.js'
 import { newId } from '../../db/ids.js'
+import { preparedQuery } from '../../db/prepared.js'
 import { custodians } from '../../db/schema.js'
 import type { WriteContext } from '../../http/context.js'
 import { decodeCursor, toPage } from '../../http/pagination.js'
@@ -86,9 +87,12 @@ export async function createCustodian(db: DbOrTx, context: WriteContext, input: 
 }
 
 /** With `lock`, the row is held FOR SHARE until commit: it cannot be deactivated meanwhile. */
+const custodianById = preparedQuery('custodian_by_id', (db) =>
+  db.select().from(custodians).where(eq(custodians.id, sql.placeholder('id'))),
+)
+
 export async function findCustodian(db: DbOrTx, id: string, lock = false): Promise<CustodianRow | undefined> {
-  const query = db.select().from(custodians).where(eq(custodians.id, id))
-  const [row] = lock ? await query.for('share') : await query
+  const [row] = lock ? await db.select().from(custodians).where(eq(custodians.id, id)).for('share') : await custodianById(db, { id })
   return row
 }
 

@@ -5,6 +5,7 @@
 import { and, asc, eq, gt, type SQL, sql } from 'drizzle-orm'
 import type { DbOrTx } from '../../db/client.js'
 import { newId } from '../../db/ids.js'
+import { preparedQuery } from '../../db/prepared.js'
 import { devices } from '../../db/schema.js'
 import type { WriteContext } from '../../http/context.js'
 import { decodeCursor, toPage } from '../../http/pagination.js'
@@ -75,8 +76,12 @@ export async function createDevice(db: DbOrTx, context: WriteContext, input: Cre
   })
 }
 
+const deviceById = preparedQuery('device_by_id', (db) =>
+  db.select().from(devices).where(eq(devices.id, sql.placeholder('id'))),
+)
+
 export async function findDevice(db: DbOrTx, id: string): Promise<DeviceRow | undefined> {
-  const [row] = await db.select().from(devices).where(eq(devices.id, id))
+  const [row] = await deviceById(db, { id })
   return row
 }
 

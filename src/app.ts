@@ -11,6 +11,7 @@ import { z } from 'zod'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
 import { loggerOptions, RequestLogController } from './logging.js'
+import auditLinking from './modules/audit/linking.js'
 import { auditRoutes } from './modules/audit/routes.js'
 import { custodianRoutes } from './modules/custodians/routes.js'
 import { deviceRoutes } from './modules/devices/routes.js'
@@ -71,6 +72,7 @@ export async function buildApp(config: Config, deps: AppDependencies) {
 
   await app.register(problemsPlugin)
   await app.register(databasePlugin, { database: deps.database })
+  await app.register(auditLinking)
   await app.register(openapiPlugin)
   // Before auth: headers go on every response (401s too), and load is shed before tokens are checked.
   await app.register(protectionPlugin, { config })

@@ -19,10 +19,11 @@ export const migrationsFolder = fileURLToPath(new URL('../../drizzle', import.me
 /** Any constant shared by every instance; only this service takes it. */
 const MIGRATION_LOCK_KEY = 727_274_101
 
-export async function runMigrations(database: Database): Promise<void> {
+/** `folder` is for tests that stop at an earlier migration; the service always runs them all. */
+export async function runMigrations(database: Database, folder = migrationsFolder): Promise<void> {
   if (database.driver === 'pglite') {
     const db = database.db as unknown as PgliteDatabase<Record<string, never>> & { $client: PGlite }
-    await migratePglite(db, { migrationsFolder })
+    await migratePglite(db, { migrationsFolder: folder })
     // PGlite learns the array types (our enums' arrays among them) when it opens; types that the
     // migrations just created must be learnt again, or enum[] parameters are sent malformed.
     await db.$client.refreshArrayTypes()
@@ -34,7 +35,7 @@ export async function runMigrations(database: Database): Promise<void> {
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
     try {
-      await migratePg(drizzlePg(client), { migrationsFolder })
+      await migratePg(drizzlePg(client), { migrationsFolder: folder })
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY])
     }

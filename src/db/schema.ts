@@ -283,8 +283,9 @@ export const stocktakeScans = pgTable(
 )
 
 /**
- * The audit trail: append-only (a trigger refuses UPDATE, DELETE and TRUNCATE) and hash-chained.
- * The identity column orders the chain; inserts are serialised so it never forks.
+ * The audit trail: append-only (a trigger refuses UPDATE, DELETE and TRUNCATE). An event is
+ * written in the transaction of its change; it is linked into the hash chain (`audit_chain`) just
+ * after that transaction commits, so writers never queue behind one another for the chain's tail.
  */
 export const auditEvents = pgTable(
   'audit_events',
@@ -298,17 +299,37 @@ export const auditEvents = pgTable(
     requestId: text('request_id'),
     before: jsonb('before'),
     after: jsonb('after'),
-    prevHash: text('prev_hash'),
-    hash: text('hash').notNull(),
   },
   (t) => [
     index('audit_events_entity_idx').on(t.entityType, t.entityId, t.id),
     index('audit_events_actor_idx').on(t.actor, t.id),
     index('audit_events_at_idx').on(t.at, t.id),
     index('audit_events_entity_id_idx').on(t.entityId, t.id),
-    check('audit_events_hash_format', sql`${t.hash} ~ '^[0-9a-f]{64}$'`),
   ],
 )
+
+/**
+ * The hash chain over the audit trail, in the order events were linked (`seq`, gap-free): each
+ * `hash` covers its event's content and `prev_hash`. Append-only like the events.
+ */
+export const auditChain = pgTable(
+  'audit_chain',
+  {
+    seq: bigint('seq', { mode: 'number' }).primaryKey(),
+    eventId: bigint('event_id', { mode: 'number' })
+      .notNull()
+      .unique('audit_chain_event_unique')
+      .references(() => auditEvents.id),
+    prevHash: text('prev_hash'),
+    hash: text('hash').notNull(),
+  },
+  (t) => [check('audit_chain_hash_format', sql`${t.hash} ~ '^[0-9a-f]{64}$'`)],
+)
+
+/** Events committed but not yet linked into the chain: a work queue, emptied by the linker. */
+export const auditUnlinked = pgTable('audit_unlinked', {
+  eventId: bigint('event_id', { mode: 'number' }).primaryKey(),
+})
 
 /** Stored first responses of creating POSTs, so a retried request replays instead of repeating. */
 export const idempotencyKeys = pgTable(

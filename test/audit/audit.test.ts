@@ -131,11 +131,13 @@ t.test('the chain stays linear when writes race', async (t) => {
   t.same(verdict, { ok: true, checked: 12, firstBadId: null })
 })
 
-/** Inserts an event as it would be stored (the list does not check hashes; verify does). */
+/** Inserts an event as a write stores it: the event, and its place in the queue to be linked. */
 async function insertEvent(database: Database, event: { at: string; actor: string; entityType: string; entityId: string; action?: string }) {
   const [row] = await database.query<{ id: number }>(
-    `INSERT INTO audit_events (at, actor, action, entity_type, entity_id, hash)
-     VALUES ($1, $2, $3, $4, $5, repeat('a', 64)) RETURNING id::int AS id`,
+    `WITH e AS (
+       INSERT INTO audit_events (at, actor, action, entity_type, entity_id)
+       VALUES ($1, $2, $3, $4, $5) RETURNING id)
+     INSERT INTO audit_unlinked (event_id) SELECT id FROM e RETURNING event_id::int AS id`,
     [event.at, event.actor, event.action ?? `${event.entityType}.updated`, event.entityType, event.entityId],
   )
   return row!.id

@@ -14,16 +14,21 @@ t.test('migrations apply twice without error and change nothing the second time'
   t.ok(before!.n >= 2, 'both migrations recorded')
 })
 
-t.test('the audit table refuses UPDATE, DELETE and TRUNCATE at the database', async (t) => {
+t.test('the audit trail and its chain refuse UPDATE, DELETE and TRUNCATE at the database', async (t) => {
   const database = await createTestDatabase(t)
   await database.query(
-    `INSERT INTO audit_events (at, actor, action, entity_type, entity_id, hash)
-     VALUES (now(), 'x', 'test', 'custodian', gen_random_uuid(), repeat('a', 64))`,
+    `WITH e AS (
+       INSERT INTO audit_events (at, actor, action, entity_type, entity_id)
+       VALUES (now(), 'x', 'test', 'custodian', gen_random_uuid()) RETURNING id)
+     INSERT INTO audit_chain (seq, event_id, prev_hash, hash) SELECT 1, id, NULL, repeat('a', 64) FROM e`,
   )
-  for (const statement of ["UPDATE audit_events SET actor = 'y'", 'DELETE FROM audit_events', 'TRUNCATE audit_events']) {
-    await t.rejects(database.query(statement), { code: '42501' }, statement)
+  for (const table of ['audit_events', 'audit_chain']) {
+    for (const statement of [`UPDATE ${table} SET ${table === 'audit_events' ? "actor = 'y'" : "hash = repeat('b', 64)"}`, `DELETE FROM ${table}`, `TRUNCATE ${table} CASCADE`]) {
+      await t.rejects(database.query(statement), { code: '42501', message: new RegExp(`^${table} is append-only`) }, statement)
+    }
   }
   t.same(await database.query('SELECT actor FROM audit_events'), [{ actor: 'x' }])
+  t.same(await database.query('SELECT seq::int AS seq, hash FROM audit_chain'), [{ seq: 1, hash: 'a'.repeat(64) }])
 })
 
 t.test('two instances starting at once against one empty database both come up', { skip: driverUnderTest !== 'postgres' && 'PGlite is single-process: one instance per data directory' }, async (t) => {

@@ -3,22 +3,22 @@
  * 20 creates are in flight. Every one of them must finish with its normal 201, a new connection
  * must be refused (or get 503), and the process must exit 0 within SHUTDOWN_GRACE_MS.
  *
- * The creates are held in flight by an admin connection holding the audit chain's lock
- * (AUDIT_CHAIN_LOCK in src/modules/audit/trail.ts) for about a second. PostgreSQL only: the lock
- * needs a second connection to the same database, which embedded PGlite cannot take.
+ * The creates are held in flight for about a second by an admin connection closing the audit gate
+ * (test/helpers/audit-gate.ts). PostgreSQL only: the gate needs a second connection to the same
+ * database, which embedded PGlite cannot take.
  */
 import { request as httpRequest } from 'node:http'
 import pg from 'pg'
 import t from 'tap'
 import { signToken } from '../../src/auth/authenticator.js'
 import { TEST_JWT_SECRET } from '../helpers/app.js'
+import { closeAuditGate, installAuditGate, openAuditGate } from '../helpers/audit-gate.js'
 import { createMigratedPostgresDatabase, TEST_DATABASE_URL } from '../helpers/database.js'
 import { startServer } from '../helpers/server-process.js'
 
 const skip = TEST_DATABASE_URL ? false : 'needs TEST_DATABASE_URL: holding a lock needs a second connection to the database'
 if (skip) t.comment(`drain: skipped (${skip})`)
 
-const AUDIT_CHAIN_LOCK = 727_274_201
 const GRACE_MS = 15_000
 const IN_FLIGHT = 20
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -48,6 +48,7 @@ t.test('SIGTERM under load: requests in flight finish, new ones are refused, exi
   admin.on('error', () => {})
   await admin.connect()
   t.teardown(() => admin.end().catch(() => {}))
+  await installAuditGate(admin)
 
   const token = await signToken(new TextEncoder().encode(TEST_JWT_SECRET), { sub: 'drain', roles: ['security'], ttl: '5m' })
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
@@ -61,7 +62,7 @@ t.test('SIGTERM under load: requests in flight finish, new ones are refused, exi
   }
   t.equal((await create('Before the drain')).status, 201, 'served before the drain')
 
-  await admin.query('SELECT pg_advisory_lock($1)', [AUDIT_CHAIN_LOCK])
+  await closeAuditGate(admin)
   const inFlight = Array.from({ length: IN_FLIGHT }, (_, i) => create(`In flight ${i}`))
   // At least one waits in the database; the others are in the pool's queue or about to be.
   for (let i = 0; ; i++) {
@@ -86,7 +87,7 @@ t.test('SIGTERM under load: requests in flight finish, new ones are refused, exi
   t.equal(server.child.exitCode, null, 'still running while requests are in flight')
 
   await sleep(800)
-  await admin.query('SELECT pg_advisory_unlock($1)', [AUDIT_CHAIN_LOCK])
+  await openAuditGate(admin)
   const responses = await Promise.all(inFlight)
   t.same(
     responses.map((r) => r.status),

@@ -14,6 +14,7 @@ import t, { type Test } from 'tap'
 import { connectPostgres, type PostgresOptions } from '../../src/db/client.js'
 import { buildTestApp } from '../helpers/app.js'
 import { createMigratedPostgresDatabase, TEST_DATABASE_URL, testPoolOptions } from '../helpers/database.js'
+import { closeAuditGate, installAuditGate, openAuditGate } from '../helpers/audit-gate.js'
 import { assertProblem } from '../helpers/problem.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
@@ -34,6 +35,7 @@ async function setup(t: Test, pool: Partial<PostgresOptions> = {}) {
   admin.on('error', () => {})
   await admin.connect()
   t.teardown(() => admin.end().catch(() => {}))
+  await installAuditGate(admin)
   const headers = await test.auth('security')
   // async: inject() is lazy until awaited, and a request in flight must start right away.
   const create = async (name: string) =>
@@ -49,14 +51,6 @@ async function lockCustodians(admin: pg.Client) {
   await admin.query('LOCK TABLE custodians IN ACCESS EXCLUSIVE MODE')
 }
 
-/**
- * Holds the audit chain's lock (src/modules/audit/trail.ts: AUDIT_CHAIN_LOCK), so every create
- * stops after inserting its row and before its audit event: the worst moment to be cut off.
- * (A table lock would not do for many requests: new connections queue behind it while starting.)
- */
-const AUDIT_CHAIN_LOCK = 727_274_201
-const holdAuditChain = (admin: pg.Client) => admin.query('SELECT pg_advisory_lock($1)', [AUDIT_CHAIN_LOCK])
-const releaseAuditChain = (admin: pg.Client) => admin.query('SELECT pg_advisory_unlock($1)', [AUDIT_CHAIN_LOCK])
 
 async function waitForLockWaiters(admin: pg.Client, database: string, count: number) {
   let waiting = 0
@@ -151,17 +145,17 @@ t.test('creates cut off at random points leave the row and its audit event, or n
   t.equal((await create('Warm the pool')).statusCode, 201)
   acknowledged.push(...(await assertNoHalfWrites(t, setupResult)))
   // Round 1 cuts the proxy, round 2 terminates the backends; each just after a burst of creates
-  // (10 at a time: the pool's size) was let through the audit lock, so the cut lands between row
+  // (10 at a time: the pool's size) was let through the audit gate (test/helpers/audit-gate.ts), so the cut lands between row
   // and audit event, during COMMIT and after it.
   for (const [round, cut] of [
     ['proxy down', () => proxy.down()],
     ['backends terminated', () => terminateAppBackends(admin, name)],
   ] as const) {
     t.comment(round)
-    await holdAuditChain(admin)
+    await closeAuditGate(admin)
     const burst = Array.from({ length: 20 }, (_, i) => create(`${round} ${i}`))
     await waitForLockWaiters(admin, name, 10)
-    await releaseAuditChain(admin)
+    await openAuditGate(admin)
     await sleep(5)
     await cut()
     const responses = await Promise.all(burst)
@@ -210,8 +204,9 @@ t.test('a database that accepts connections but never answers: connect timeout g
 t.test('a connection lost at BEGIN does not leak its pool slot (pool of one)', { skip, timeout: 30_000 }, async (t) => {
   // Drizzle's BEGIN sits outside its try/finally; without the guard in src/db/client.ts the one
   // client would stay checked out for ever and every later request would wait for a connection.
-  const { proxy, create } = await setup(t, { poolMax: 1, connectTimeoutMs: 1_000 })
+  const { app, proxy, create } = await setup(t, { poolMax: 1, connectTimeoutMs: 1_000 })
   t.equal((await create('Warm the pool')).statusCode, 201)
+  await app.auditLinker.link() // linked now, not by a run that would take the one connection mid-fault
   proxy.stall()
   const cut = create('BEGIN never answered')
   await sleep(300)
@@ -227,6 +222,7 @@ t.test('a connection that goes silent: the client-side timeout gives 503, the po
   // not handed to the next request.
   const { app, headers, proxy, create } = await setup(t, { statementTimeoutMs: 200, poolMax: 1, connectTimeoutMs: 1_000 })
   t.equal((await create('Warm the pool')).statusCode, 201)
+  await app.auditLinker.link() // linked now, not by a run that would take the one connection mid-fault
   proxy.stall()
   const started = performance.now()
   assertUnavailable(t, await create('Goes silent'), 'a create on a silent connection gets 503')

@@ -1,11 +1,12 @@
 /**
  * The audit log, for the security team: who changed what, when, from which request, with the
- * state before and after; and a check that the hash chain is intact.
+ * state before and after; and a check that the hash chain is intact. Both link whatever has
+ * committed first, so an event is listed (with its hash) as soon as its write has answered.
  */
 import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
-import { and, desc, eq, gte, lt, type SQL } from 'drizzle-orm'
+import { and, desc, eq, getTableColumns, gte, lt, type SQL } from 'drizzle-orm'
 import { z } from 'zod'
-import { auditEvents } from '../../db/schema.js'
+import { auditChain, auditEvents } from '../../db/schema.js'
 import { decodeCursor, PageQuery, pageOf, toPage } from '../../http/pagination.js'
 import { DateString, iso, Uuid } from '../../http/schemas.js'
 import { ukMidnight } from '../../time/uk.js'
@@ -63,9 +64,11 @@ export const auditRoutes: FastifyPluginAsyncZod = async (app) => {
         query.to ? lt(auditEvents.at, ukMidnight(query.to)) : undefined,
         cursor ? lt(auditEvents.id, Number(cursor[0])) : undefined,
       ]
+      await app.auditLinker.link()
       const rows = await app.db
-        .select()
+        .select({ ...getTableColumns(auditEvents), hash: auditChain.hash, prevHash: auditChain.prevHash })
         .from(auditEvents)
+        .innerJoin(auditChain, eq(auditChain.eventId, auditEvents.id))
         .where(and(...filters))
         .orderBy(desc(auditEvents.id))
         .limit(query.limit + 1)
@@ -88,6 +91,9 @@ export const auditRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: ChainVerdictSchema },
       },
     },
-    async () => verifyChain(app.db),
+    async () => {
+      await app.auditLinker.link()
+      return verifyChain(app.db)
+    },
   )
 }

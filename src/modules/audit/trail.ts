@@ -2,24 +2,29 @@
  * The audit trail: one event per change, written in the same transaction as the change, so a
  * rolled-back change leaves no event and a committed one always has its event.
  *
- * Events form a SHA-256 hash chain: each `hash` covers the event's content and the previous
- * event's hash. Appends take a transaction-scoped advisory lock, so two transactions never read
- * the same "previous hash" and the chain never forks; the lock is held to commit, so callers
- * append as the last step of their transaction to keep that window short.
+ * Events form a SHA-256 hash chain (`audit_chain`): each link's `hash` covers its event's content
+ * and the previous link's hash. An event is linked just after its transaction commits, not inside
+ * it: linking inside meant every write in the service took one lock for the chain's tail and held
+ * it until commit, so all writes queued behind each other (the benchmark's incident reports ran at
+ * ~200/s, bounded by commit latency). Now a write adds its events and a row in `audit_unlinked`;
+ * `linkPendingEvents` — run after each write's response, every few seconds, and before the trail
+ * is read or verified — links whatever has committed, in one transaction under an advisory lock,
+ * in `seq` order. The chain order is therefore the order events were linked (commit order, near
+ * enough), which is what a chain needs: every event in it once, each link fixed by the one before.
  *
- * The table itself refuses UPDATE, DELETE and TRUNCATE (migration 0001); `verifyChain` finds the
- * first event whose content or link no longer matches, should someone get past that.
+ * Both tables refuse UPDATE, DELETE and TRUNCATE (migrations 0001, 0002); `verifyChain` finds the
+ * first event whose content or link no longer matches, or an event left out of the chain.
  */
 import { createHash } from 'node:crypto'
-import { asc, desc, gt, sql } from 'drizzle-orm'
+import { asc, eq, gt, type SQL, sql } from 'drizzle-orm'
 import stringify from 'safe-stable-stringify'
-import type { DbOrTx } from '../../db/client.js'
-import { auditEvents } from '../../db/schema.js'
+import { type Db, type DbOrTx, rowsOf } from '../../db/client.js'
+import { auditChain, auditEvents, auditUnlinked } from '../../db/schema.js'
 import type { WriteContext } from '../../http/context.js'
 
 /** Any constant unique to this lock in the service (the migration lock uses another). */
 const AUDIT_CHAIN_LOCK = 727_274_201
-const INSERT_BATCH = 5_000
+const BATCH = 5_000
 
 export type EntityType = 'custodian' | 'device' | 'assignment' | 'incident' | 'stocktake'
 
@@ -29,6 +34,8 @@ export interface AuditChange {
   entityId: string
   before?: unknown
   after?: unknown
+  /** A jsonb object the statement itself merges into `after`: a value only it knows (a new incident's reference). */
+  mergeIntoAfter?: SQL
 }
 
 interface HashedContent {
@@ -43,63 +50,122 @@ interface HashedContent {
   prevHash: string | null
 }
 
-/** Dates become ISO strings and undefined disappears, exactly as jsonb will give them back. */
-function asJson(value: unknown): unknown {
-  return value === undefined || value === null ? null : JSON.parse(JSON.stringify(value))
-}
-
 /** Key order does not matter to jsonb, so the hash is taken over a canonical (sorted-key) form. */
 export function eventHash(content: HashedContent): string {
   return createHash('sha256').update(stringify(content) ?? '').digest('hex')
 }
 
-/** Appends events (in order) for changes made in transaction `tx` by the request in `context`. */
+const asJsonText = (value: unknown) => (value === undefined || value === null ? null : JSON.stringify(value))
+
+/**
+ * Appends events (in order) for changes made in transaction `tx` by the request in `context`, and
+ * queues them for linking. One statement per 5,000 events, the columns sent as arrays (unnest).
+ */
 export async function recordAudit(tx: DbOrTx, context: WriteContext, changes: AuditChange | AuditChange[]): Promise<void> {
   const list = Array.isArray(changes) ? changes : [changes]
-  if (list.length === 0) return
-  await tx.execute(sql`SELECT pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`)
-  const [last] = await tx.select({ hash: auditEvents.hash }).from(auditEvents).orderBy(desc(auditEvents.id)).limit(1)
-  let prevHash = last?.hash ?? null
-  const at = new Date()
-  const rows = list.map((change) => {
-    const content: HashedContent = {
-      at: at.toISOString(),
-      actor: context.actor,
-      action: change.action,
-      entityType: change.entityType,
-      entityId: change.entityId,
-      requestId: context.requestId,
-      before: asJson(change.before),
-      after: asJson(change.after),
-      prevHash,
-    }
-    const hash = eventHash(content)
-    prevHash = hash
-    return { ...content, at, hash }
-  })
-  if (rows.length === 1) {
-    await tx.insert(auditEvents).values(rows)
-    return
+  for (let start = 0; start < list.length; start += BATCH) {
+    await tx.execute(sql`WITH ${auditEventsCte(context, list.slice(start, start + BATCH))} SELECT 1`)
   }
-  // Bulk writes (imports) go in as column arrays through unnest: a handful of parameters per
-  // batch, where a VALUES list would bind (and Drizzle would build) one per cell.
-  for (let start = 0; start < rows.length; start += INSERT_BATCH) {
-    const batch = rows.slice(start, start + INSERT_BATCH)
-    const column = (pick: (row: (typeof rows)[number]) => unknown) => sql.param(batch.map(pick))
-    const json = (pick: (row: (typeof rows)[number]) => unknown) =>
-      column((row) => {
-        const value = pick(row)
-        return value === null ? null : JSON.stringify(value)
+}
+
+/**
+ * recordAudit's statement as CTEs (`audit_inserted`, `audit_queued`), for a write that ends with
+ * one statement doing everything (see reportIncident). At most 5,000 changes.
+ */
+export function auditEventsCte(context: WriteContext, changes: AuditChange[]): SQL {
+  const column = (pick: (change: AuditChange) => unknown) => sql.param(changes.map(pick))
+  const merges = changes.flatMap((change, i) =>
+    change.mergeIntoAfter ? [sql`WHEN ${sql.raw(String(i + 1))} THEN u.after::jsonb || ${change.mergeIntoAfter}`] : [],
+  )
+  const after = merges.length > 0 ? sql`CASE u.n ${sql.join(merges, sql` `)} ELSE u.after::jsonb END` : sql`u.after::jsonb`
+  return sql`
+    audit_inserted AS (
+      INSERT INTO audit_events (at, actor, action, entity_type, entity_id, request_id, before, after)
+      SELECT ${new Date().toISOString()}::timestamptz, ${context.actor}, u.action, u.entity_type, u.entity_id,
+             ${context.requestId}, u.before::jsonb, ${after}
+      FROM unnest(${column((c) => c.action)}::text[], ${column((c) => c.entityType)}::text[],
+                  ${column((c) => c.entityId)}::uuid[], ${column((c) => asJsonText(c.before))}::text[],
+                  ${column((c) => asJsonText(c.after))}::text[])
+           WITH ORDINALITY AS u(action, entity_type, entity_id, before, after, n)
+      ORDER BY u.n
+      RETURNING id),
+    audit_queued AS (INSERT INTO audit_unlinked (event_id) SELECT id FROM audit_inserted)`
+}
+
+type EventRow = typeof auditEvents.$inferSelect
+
+const contentOf = (event: EventRow, prevHash: string | null): HashedContent => ({
+  at: event.at.toISOString(),
+  actor: event.actor,
+  action: event.action,
+  entityType: event.entityType,
+  entityId: event.entityId,
+  requestId: event.requestId,
+  before: event.before,
+  after: event.after,
+  prevHash,
+})
+
+/**
+ * Links every committed event still waiting, oldest id first, onto the chain's tail. One linker at
+ * a time across all instances (advisory lock); returns how many it linked.
+ */
+export async function linkPendingEvents(db: Db): Promise<number> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`SELECT pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`)
+    const [tail] = await tx.select().from(auditChain).orderBy(sql`${auditChain.seq} DESC`).limit(1)
+    let seq = tail?.seq ?? 0
+    let prevHash = tail?.hash ?? null
+    let linked = 0
+    for (;;) {
+      const pending = await tx
+        .select({ event: auditEvents })
+        .from(auditUnlinked)
+        .innerJoin(auditEvents, eq(auditEvents.id, auditUnlinked.eventId))
+        .orderBy(asc(auditUnlinked.eventId))
+        .limit(BATCH)
+      if (pending.length === 0) break
+      const links = pending.map(({ event }) => {
+        const hash = eventHash(contentOf(event, prevHash))
+        const link = { seq: ++seq, eventId: event.id, prevHash, hash }
+        prevHash = hash
+        return link
       })
-    await tx.execute(sql`
-      INSERT INTO audit_events (at, actor, action, entity_type, entity_id, request_id, before, after, prev_hash, hash)
-      SELECT ${at.toISOString()}::timestamptz, ${context.actor}, u.action, u.entity_type, u.entity_id, ${context.requestId},
-             u.before::jsonb, u.after::jsonb, u.prev_hash, u.hash
-      FROM unnest(${column((r) => r.action)}::text[], ${column((r) => r.entityType)}::text[],
-                  ${column((r) => r.entityId)}::uuid[], ${json((r) => r.before)}::text[], ${json((r) => r.after)}::text[],
-                  ${column((r) => r.prevHash)}::text[], ${column((r) => r.hash)}::text[])
-           WITH ORDINALITY AS u(action, entity_type, entity_id, before, after, prev_hash, hash, n)
-      ORDER BY u.n`)
+      const column = (pick: (link: (typeof links)[number]) => unknown) => sql.param(links.map(pick))
+      await tx.execute(sql`
+        INSERT INTO audit_chain (seq, event_id, prev_hash, hash)
+        SELECT * FROM unnest(${column((l) => l.seq)}::bigint[], ${column((l) => l.eventId)}::bigint[],
+                             ${column((l) => l.prevHash)}::text[], ${column((l) => l.hash)}::text[])`)
+      await tx.execute(sql`DELETE FROM audit_unlinked WHERE event_id = ANY(${column((l) => l.eventId)}::bigint[])`)
+      linked += links.length
+      if (pending.length < BATCH) break
+    }
+    return linked
+  })
+}
+
+/**
+ * Runs `linkPendingEvents` for one process: calls that arrive while a run is under way share the
+ * next run (which starts after theirs committed), so a burst of writes costs a run or two, not one
+ * each. `link()` resolves once everything committed before the call is linked.
+ */
+export class AuditLinker {
+  private last: Promise<unknown> = Promise.resolve()
+  private waiting: Promise<void> | null = null
+
+  constructor(private readonly db: Db) {}
+
+  link(): Promise<void> {
+    if (this.waiting) return this.waiting
+    const run = this.last
+      .catch(() => {})
+      .then(async () => {
+        this.waiting = null
+        await linkPendingEvents(this.db)
+      })
+    this.waiting = run
+    this.last = run
+    return run
   }
 }
 
@@ -109,36 +175,34 @@ export interface ChainVerdict {
   firstBadId: number | null
 }
 
-/** Walks the whole chain in id order, recomputing every hash and link. */
+/**
+ * Walks the whole chain in `seq` order, recomputing every hash and link; then looks for an event
+ * that is neither linked nor waiting to be (which only someone past the triggers could cause).
+ */
 export async function verifyChain(db: DbOrTx, batchSize = 5_000): Promise<ChainVerdict> {
   let checked = 0
   let prevHash: string | null = null
-  let afterId = 0
   for (;;) {
     const batch = await db
-      .select()
-      .from(auditEvents)
-      .where(gt(auditEvents.id, afterId))
-      .orderBy(asc(auditEvents.id))
+      .select({ link: auditChain, event: auditEvents })
+      .from(auditChain)
+      .innerJoin(auditEvents, eq(auditEvents.id, auditChain.eventId))
+      .where(gt(auditChain.seq, checked))
+      .orderBy(asc(auditChain.seq))
       .limit(batchSize)
-    for (const event of batch) {
-      const expected = eventHash({
-        at: event.at.toISOString(),
-        actor: event.actor,
-        action: event.action,
-        entityType: event.entityType,
-        entityId: event.entityId,
-        requestId: event.requestId,
-        before: event.before,
-        after: event.after,
-        prevHash: event.prevHash,
-      })
-      if (event.prevHash !== prevHash || event.hash !== expected) return { ok: false, checked, firstBadId: event.id }
-      prevHash = event.hash
+    for (const { link, event } of batch) {
+      const intact = link.seq === checked + 1 && link.prevHash === prevHash && link.hash === eventHash(contentOf(event, prevHash))
+      if (!intact) return { ok: false, checked, firstBadId: event.id }
+      prevHash = link.hash
       checked++
     }
-    const last = batch[batch.length - 1]
-    if (!last || batch.length < batchSize) return { ok: true, checked, firstBadId: null }
-    afterId = last.id
+    if (batch.length < batchSize) break
   }
+  const [left] = await rowsOf<{ id: string }>(
+    db,
+    sql`SELECT min(e.id) AS id FROM audit_events e
+        WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = e.id)
+          AND NOT EXISTS (SELECT 1 FROM audit_unlinked u WHERE u.event_id = e.id)`,
+  )
+  return left?.id != null ? { ok: false, checked, firstBadId: Number(left.id) } : { ok: true, checked, firstBadId: null }
 }

@@ -1,0 +1,125 @@
+/**
+ * Linking the audit trail into its hash chain after commit: writes never wait for the chain, every
+ * committed event is linked exactly once (whichever instance links it), the chain made before
+ * migration 0002 survives it, and an event left out of the chain is reported.
+ */
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import t from 'tap'
+import { connectPglite, connectPostgres, type Database } from '../../src/db/client.js'
+import { migrationsFolder, runMigrations } from '../../src/db/migrate.js'
+import { eventHash, linkPendingEvents, verifyChain } from '../../src/modules/audit/trail.js'
+import { buildTestApp } from '../helpers/app.js'
+import { createEmptyPostgresDatabase, driverUnderTest, postgresUrlFor, testPoolOptions } from '../helpers/database.js'
+
+const count = async (database: Database, table: string) =>
+  (await database.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`))[0]!.n
+
+t.test('a write does not wait for the chain: it commits while a linker holds the chain lock', { skip: driverUnderTest !== 'postgres' && 'PGlite has one connection: nothing runs beside a held transaction' }, async (t) => {
+  const { app, auth, database } = await buildTestApp(t)
+  const security = await auth('security')
+  const pool = (database.db as unknown as { $client: import('pg').Pool }).$client
+  const holder = await pool.connect()
+  t.teardown(() => holder.release())
+  await holder.query('BEGIN')
+  await holder.query('SELECT pg_advisory_xact_lock(727274201)')
+
+  const created = await app.inject({ method: 'POST', url: '/v1/custodians', headers: security, payload: { kind: 'staff', name: 'Not Blocked' } })
+  t.equal(created.statusCode, 201, 'the write committed with the chain locked elsewhere')
+  t.equal(await count(database, 'audit_events'), 1)
+  t.equal(await count(database, 'audit_unlinked'), 1, 'its event waits to be linked')
+
+  await holder.query('COMMIT')
+  const verdict = (await app.inject({ method: 'GET', url: '/v1/audit-events/verify', headers: security })).json()
+  t.same(verdict, { ok: true, checked: 1, firstBadId: null }, 'linked once the lock was free')
+  t.equal(await count(database, 'audit_unlinked'), 0)
+})
+
+t.test('events are linked soon after their write answers, without anyone reading the trail', async (t) => {
+  const { app, auth, database } = await buildTestApp(t)
+  const security = await auth('security')
+  for (let i = 0; i < 5; i++) {
+    const response = await app.inject({ method: 'POST', url: '/v1/custodians', headers: security, payload: { kind: 'staff', name: `Person ${i}` } })
+    t.equal(response.statusCode, 201)
+  }
+  // No call to link(): each write's response set it off.
+  for (let waited = 0; (await count(database, 'audit_chain')) < 5 && waited < 5_000; waited += 20) {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.equal(await count(database, 'audit_chain'), 5)
+  t.equal(await count(database, 'audit_unlinked'), 0)
+  const links = await database.query<{ seq: number; event_id: number }>('SELECT seq::int AS seq, event_id::int AS event_id FROM audit_chain ORDER BY seq')
+  t.same(links.map((link) => link.seq), [1, 2, 3, 4, 5], 'seq is gap-free')
+})
+
+t.test('two instances writing at once on one database: one linear chain, every event once', { skip: driverUnderTest !== 'postgres' && 'PGlite is single-process' }, async (t) => {
+  const first = await buildTestApp(t)
+  const second = await buildTestApp(t, { database: connectPostgres(testPoolOptions(postgresUrlFor((await first.database.query<{ name: string }>('SELECT current_database() AS name'))[0]!.name))) })
+  const headers = [await first.auth('security'), await second.auth('security')]
+  const responses = await Promise.all(
+    Array.from({ length: 40 }, (_, i) => {
+      const { app } = i % 2 === 0 ? first : second
+      return app.inject({ method: 'POST', url: '/v1/custodians', headers: headers[i % 2]!, payload: { kind: 'staff', name: `Racer ${i}` } })
+    }),
+  )
+  t.same(responses.map((response) => response.statusCode), Array(40).fill(201))
+  await Promise.all([first.app.auditLinker.link(), second.app.auditLinker.link()])
+  t.same(await verifyChain(first.database.db), { ok: true, checked: 40, firstBadId: null })
+  t.same(
+    await first.database.query('SELECT count(*)::int AS links, count(DISTINCT event_id)::int AS events, max(seq)::int AS top FROM audit_chain'),
+    [{ links: 40, events: 40, top: 40 }],
+  )
+})
+
+t.test('an event left out of the chain (its queue row removed) is reported by verify', async (t) => {
+  const { app, auth, database } = await buildTestApp(t)
+  const security = await auth('security')
+  await app.auditLinker.link()
+  // An event without its queue row, as only someone with direct access to the database could write.
+  const [{ id } = { id: 0 }] = await database.query<{ id: number }>(
+    `INSERT INTO audit_events (at, actor, action, entity_type, entity_id)
+     VALUES (now(), 'mallory', 'custodian.updated', 'custodian', gen_random_uuid()) RETURNING id::int AS id`,
+  )
+  const verdict = (await app.inject({ method: 'GET', url: '/v1/audit-events/verify', headers: security })).json()
+  t.same(verdict, { ok: false, checked: 0, firstBadId: id })
+})
+
+t.test('the chain made before migration 0002 is kept, in order, and verifies after it', async (t) => {
+  // The migrations up to 0001 only: a copy of drizzle/ with a shorter journal.
+  const folder = await mkdtemp(path.join(tmpdir(), 'dlr-migrations-'))
+  t.teardown(() => rm(folder, { recursive: true, force: true }))
+  await cp(migrationsFolder, folder, { recursive: true })
+  const journalFile = path.join(folder, 'meta', '_journal.json')
+  const journal = JSON.parse(await readFile(journalFile, 'utf8')) as { entries: { tag: string }[] }
+  journal.entries = journal.entries.filter((entry) => entry.tag < '0002')
+  await writeFile(journalFile, JSON.stringify(journal))
+
+  const database =
+    driverUnderTest === 'postgres'
+      ? connectPostgres(testPoolOptions(postgresUrlFor(await createEmptyPostgresDatabase(t))))
+      : await connectPglite({})
+  t.teardown(() => database.close())
+  await runMigrations(database, folder)
+
+  // Three events chained as the service did before 0002: hash and prev_hash on the event.
+  let prevHash: string | null = null
+  for (const [i, at] of ['2025-01-01T10:00:00.000Z', '2025-01-01T11:00:00.000Z', '2025-01-02T09:30:00.000Z'].entries()) {
+    const content = {
+      at, actor: 'alice', action: 'custodian.created', entityType: 'custodian',
+      entityId: `0190d3c0-0000-7000-8000-00000000000${i}`, requestId: `req-${i}`, before: null, after: { name: `Person ${i}` }, prevHash,
+    }
+    const hash = eventHash(content)
+    await database.query(
+      `INSERT INTO audit_events (at, actor, action, entity_type, entity_id, request_id, before, after, prev_hash, hash)
+       VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9)`,
+      [at, content.actor, content.action, content.entityType, content.entityId, content.requestId, JSON.stringify(content.after), prevHash, hash],
+    )
+    prevHash = hash
+  }
+
+  await runMigrations(database)
+  t.same(await verifyChain(database.db), { ok: true, checked: 3, firstBadId: null })
+  t.equal((await database.query<{ hash: string }>('SELECT hash FROM audit_chain ORDER BY seq DESC LIMIT 1'))[0]!.hash, prevHash, 'the same links')
+  t.equal(await linkPendingEvents(database.db), 0, 'nothing was waiting')
+})

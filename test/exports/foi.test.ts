@@ -1,8 +1,9 @@
 import { Readable } from 'node:stream'
 import { text } from 'node:stream/consumers'
 import { parse } from 'csv-parse/sync'
+import { stringify } from 'csv-stringify'
 import t from 'tap'
-import { FOI_COLUMNS, type FoiRow, neutraliseCell, toCsv } from '../../src/modules/exports/foi.js'
+import { csvCells, FOI_COLUMNS, type FoiRow, neutraliseCell, toCsv } from '../../src/modules/exports/foi.js'
 import { negotiateExportType } from '../../src/modules/exports/routes.js'
 import { buildTestApp } from '../helpers/app.js'
 import { insertCustodian, insertDevice } from '../helpers/fixtures.js'
@@ -49,6 +50,27 @@ t.test('CSV injection: formula-looking cells get a leading apostrophe', async (t
   t.equal(csv, `${HEADER}\r\n"'=HYPERLINK(""http://x"")",2023-01-01,'+laptop,lost,'@home,yes,no,'-1+1,no,,open\r\n`)
   const records = parse(csv) as string[][]
   t.same(records[1]!.filter((cell) => /^[=+\-@\t\r]/.test(cell)), [], 'no cell starts with a formula character')
+})
+
+t.test('the CSV encoder writes byte for byte what csv-stringify writes, whatever the cells hold', async (t) => {
+  // The encoder writes plain rows itself and hands any other to csv-stringify: both must give the
+  // bytes the export gave when every row went through a csv-stringify stream.
+  const cells = ['', 'plain', 'a,b', 'say "hi"', '"', 'line\nbreak', 'cr\rinside', 'crlf\r\ninside', 'ends\r', '\n', '=1+2', '-5',
+    "'quoted", 'ünïcødé €', ' spaced ', '\t', 'a,"b"\r\n', '@x,y']
+  const plain: FoiRow = {
+    reference: 'INC-2023-0001', date_reported: '2023-01-01', item_type: 'laptop', lost_or_stolen: 'lost', location_category: 'home',
+    encrypted: true, personal_data_at_risk: false, remote_wipe: 'requested', recovered: false, date_recovered: null, status: 'closed',
+  }
+  const textColumns = ['reference', 'date_reported', 'item_type', 'lost_or_stolen', 'location_category', 'remote_wipe', 'date_recovered', 'status'] as const
+  // Each cell in each text column of an otherwise plain row, then plain rows with other booleans.
+  const rows: FoiRow[] = textColumns.flatMap((column) => cells.map((cell) => ({ ...plain, [column]: cell })))
+  rows.push(plain, { ...plain, encrypted: false, personal_data_at_risk: true, recovered: true, date_recovered: '2023-02-01' })
+  const reference = Readable.from(rows.map(csvCells)).pipe(
+    stringify({ header: true, columns: [...FOI_COLUMNS], record_delimiter: '\r\n', eof: true }),
+  )
+  const expected = await text(reference)
+  t.equal(await text(toCsv(Readable.from([rows.slice(0, 70), rows.slice(70)]))), expected)
+  t.equal(await text(toCsv(Readable.from([]))), `${HEADER}\r\n`, 'no rows: the header alone')
 })
 
 t.test('the export: exact columns, order, formatting, no personal data or identifiers, same bytes twice, JSON = CSV', async (t) => {

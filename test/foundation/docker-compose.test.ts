@@ -41,6 +41,9 @@ t.test('the Dockerfile starts the service the way npm start does', async (t) => 
   const pkg = JSON.parse(await readFile('package.json', 'utf8'))
   t.match(dockerfile, /^FROM node:20/m)
   t.match(dockerfile, /npm ci/)
-  t.match(pkg.scripts.start, /src\/server\.ts/)
-  t.match(dockerfile, /CMD \["node", "--import", "tsx", "src\/server\.ts"\]/)
+  // Both run the compiled server (tsconfig.build.json), built by the same `npm run build`.
+  t.equal(pkg.scripts.start, 'node dist/server.js')
+  t.equal(pkg.scripts.prestart, pkg.scripts.build)
+  t.match(dockerfile, /RUN npm run build/)
+  t.match(dockerfile, /CMD \["node", "dist\/server\.js"\]/)
 })

@@ -481,3 +481,39 @@ t.test('the database refuses a second open incident for a device: 409 naming bod
   const [counter] = await database.query<{ last_number: number }>('SELECT last_number FROM incident_counters')
   t.equal(counter!.last_number, 1, 'the refused report took no number')
 })
+
+t.test('reports racing each other and a return on the same device: one story, whoever wins', async (t) => {
+  const { app, auth, database } = await buildTestApp(t)
+  const headers = await auth('security')
+  const assigned = await Promise.all(Array.from({ length: 6 }, () => assignedDevice(database)))
+  const responses = await Promise.all(
+    assigned.flatMap(({ device }) => [
+      app.inject({ method: 'POST', url: '/v1/incidents', headers, payload: reportOf(device.id) }),
+      app.inject({ method: 'POST', url: '/v1/incidents', headers, payload: reportOf(device.id, { kind: 'stolen' }) }),
+      app.inject({ method: 'POST', url: `/v1/devices/${device.id}/return`, headers, payload: {} }),
+    ]),
+  )
+  for (const [i, { device, custodian }] of assigned.entries()) {
+    const [lost, stolen, returned] = responses.slice(i * 3, i * 3 + 3)
+    const reports = [lost!, stolen!].filter((r) => r.statusCode === 201)
+    t.equal(reports.length, 1, 'exactly one report of the device is taken')
+    for (const r of [lost!, stolen!, returned!]) t.ok([200, 201, 409].includes(r.statusCode), `status ${r.statusCode}`)
+    const incident = reports[0]!.json()
+    const [assignment] = await database.query<{ ended_by: string | null; returned_at: Date | null }>(
+      'SELECT ended_by, returned_at FROM assignments WHERE device_id = $1',
+      [device.id],
+    )
+    t.ok(assignment!.returned_at, 'the assignment has ended')
+    if (returned!.statusCode === 200) {
+      t.equal(incident.custodianId, null, 'returned first: the report finds no custodian')
+      t.equal(assignment!.ended_by, null, 'and the return ended the assignment')
+    } else {
+      t.equal(incident.custodianId, custodian.id, 'reported first: the custodian is in the snapshot')
+      t.equal(assignment!.ended_by, 'incident', 'and the report ended the assignment')
+    }
+    const events = await database.query<{ action: string }>('SELECT action FROM audit_events WHERE entity_id = $1 ORDER BY id', [device.id])
+    t.equal(events.filter((e) => e.action.startsWith('device.reported_')).length, 1, 'one report event for the device')
+  }
+  const [counter] = await database.query<{ last_number: number }>('SELECT last_number FROM incident_counters')
+  t.equal(counter!.last_number, 6, 'one number per incident, none lost to a refused report')
+})

@@ -11,10 +11,10 @@
  * with nothing to update; at recovery or closure it is frozen (frozen_risk_* columns) as it stood
  * at that moment, and that frozen score is shown from then on.
  */
-import { and, asc, desc, eq, gte, lt, or, type SQL, sql } from 'drizzle-orm'
-import { type DbOrTx, rowsOf } from '../../db/client.js'
+import { and, asc, desc, eq, getTableColumns, gte, isNull, lt, or, type SQL, sql } from 'drizzle-orm'
+import type { DbOrTx } from '../../db/client.js'
 import { newId } from '../../db/ids.js'
-import { preparedQuery } from '../../db/prepared.js'
+import { preparedQuery, preparedStatement } from '../../db/prepared.js'
 import { assignments, devices, incidentNotes, incidents } from '../../db/schema.js'
 import type { WriteContext } from '../../http/context.js'
 import { decodeCursor, toPage } from '../../http/pagination.js'
@@ -22,7 +22,7 @@ import { staleVersion } from '../../http/preconditions.js'
 import { iso } from '../../http/schemas.js'
 import { problems, type ProblemFieldError, registerConstraint } from '../../plugins/problems.js'
 import { ukMidnight } from '../../time/uk.js'
-import { auditEventsCte, recordAudit } from '../audit/trail.js'
+import { auditEventsCte, auditValues, recordAudit } from '../audit/trail.js'
 import { toAssignment } from '../assignments/service.js'
 import { toDevice } from '../devices/service.js'
 import { transition } from '../devices/lifecycle.js'
@@ -110,15 +110,70 @@ function checkNotBefore(errors: ProblemFieldError[], path: string, value: Date |
 const parseTime = (value: string | null | undefined): Date | null => (value ? new Date(value) : null)
 
 /**
- * The statement that takes the next `INC-<year>-<NNNN>` (the UK year reported: New Year falls in
- * GMT, so the UTC year is the UK year). Its counter row stays locked until commit, so concurrent
- * reports of one year queue here, and a rolled-back report takes its number with it: no gaps.
+ * The part of the report statement that takes the next `INC-<year>-<NNNN>` (the UK year reported:
+ * New Year falls in GMT, so the UTC year is the UK year), if the device was changed. Its counter
+ * row stays locked until commit, so concurrent reports of one year queue here, and a report that
+ * fails takes its number with it: no gaps.
  */
-function nextReference(reportedAt: Date): SQL {
-  return sql`INSERT INTO incident_counters AS c (year, last_number) VALUES (${reportedAt.getUTCFullYear()}, 1)
+const NEXT_REFERENCE = sql`INSERT INTO incident_counters AS c (year, last_number)
+    SELECT ${sql.placeholder('year')}::int, 1 FROM changed_device
     ON CONFLICT (year) DO UPDATE SET last_number = c.last_number + 1
     RETURNING 'INC-' || c.year || '-' || lpad(c.last_number::text, greatest(4, length(c.last_number::text)), '0') AS reference`
-}
+
+/** The incidents table's columns in order. */
+const INCIDENT_COLUMNS = Object.entries(getTableColumns(incidents)).map(([key, column]) => ({ key: key as keyof IncidentRow, column }))
+
+/** `INSERT INTO incidents … SELECT … FROM numbered`: the row (placeholders `incident_*`) with the reference just taken. */
+const INSERT_NUMBERED_INCIDENT = sql`INSERT INTO incidents (${sql.join(
+  INCIDENT_COLUMNS.map(({ column }) => sql.identifier(column.name)),
+  sql`, `,
+)}) SELECT ${sql.join(
+  INCIDENT_COLUMNS.map(({ key, column }) =>
+    key === 'reference' ? sql`numbered.reference` : sql`${sql.placeholder(`incident_${key}`)}::${sql.raw(column.getSQLType())}`,
+  ),
+  sql`, `,
+)} FROM numbered`
+
+const incidentValues = (row: IncidentRow) =>
+  Object.fromEntries(
+    INCIDENT_COLUMNS.map(({ key, column }) => [`incident_${key}`, row[key] === null ? null : column.mapToDriverValue(row[key])]),
+  )
+
+/**
+ * A whole report in one statement: the device changed if it still has the version that was read,
+ * its open assignment ended, the year's number taken, the incident written, both audit events
+ * (the incident's `after` gets its reference merged in). Nothing happens unless the device did.
+ */
+const reportStatement = preparedStatement<{ reference: string }>(
+  'incident_report',
+  () => sql`WITH changed_device AS (
+        UPDATE devices SET status = ${sql.placeholder('status')}::device_status, current_custodian_id = NULL,
+                           updated_at = ${sql.placeholder('now')}::timestamptz, version = version + 1
+        WHERE id = ${sql.placeholder('device_id')}::uuid AND version = ${sql.placeholder('device_version')}::int
+        RETURNING id),
+      ended_assignment AS (
+        UPDATE assignments SET returned_at = ${sql.placeholder('returned_at')}::timestamptz, ended_by = 'incident'
+        WHERE id = ${sql.placeholder('assignment_id')}::uuid AND returned_at IS NULL AND EXISTS (SELECT 1 FROM changed_device)),
+      numbered AS (${NEXT_REFERENCE}),
+      created AS (${INSERT_NUMBERED_INCIDENT}),
+      ${auditEventsCte({
+        onlyIf: sql`EXISTS (SELECT 1 FROM numbered)`,
+        mergeIntoAfter: [{ n: 1, value: sql`jsonb_build_object('reference', (SELECT reference FROM numbered))` }],
+      })}
+    SELECT reference FROM numbered`,
+)
+
+/** The device as it stands and its open assignment, if any: what a report is checked against. */
+const deviceWithOpenAssignment = preparedQuery('device_with_open_assignment', (db) =>
+  db
+    .select({ device: devices, assignment: assignments })
+    .from(devices)
+    .leftJoin(assignments, and(eq(assignments.deviceId, devices.id), isNull(assignments.returnedAt)))
+    .where(eq(devices.id, sql.placeholder('id'))),
+)
+
+/** Reports whose device changed between their read and their write are tried again this often. */
+const REPORT_ATTEMPTS = 5
 
 export async function reportIncident(db: DbOrTx, context: WriteContext, input: CreateIncidentInput): Promise<Incident> {
   const now = new Date()
@@ -132,89 +187,101 @@ export async function reportIncident(db: DbOrTx, context: WriteContext, input: C
   }
   if (errors.length > 0) throw problems.validation(errors)
 
-  return db.transaction(async (tx) => {
-    const [device] = await tx.select().from(devices).where(eq(devices.id, input.deviceId)).for('update')
-    if (!device) {
-      throw problems.unprocessable(`There is no device ${input.deviceId}.`, [{ path: 'body.deviceId', message: 'names no device' }])
-    }
-    const status = transition(device.status, input.kind === 'lost' ? 'report_lost' : 'report_stolen')
+  for (let attempt = 1; ; attempt++) {
+    const reported = await tryReport(db, context, input, now, reportedAt, occurredAt)
+    if (reported) return reported
+    if (attempt === REPORT_ATTEMPTS) throw problems.conflict('The device kept changing while the report was made; try again.')
+  }
+}
 
-    // The assignment ends when the loss was reported (never before it began).
-    const [endedAssignment] = await tx
-      .update(assignments)
-      .set({ returnedAt: sql`GREATEST(${assignments.assignedAt}, ${reportedAt.toISOString()}::timestamptz)`, endedBy: 'incident' })
-      .where(and(eq(assignments.deviceId, device.id), sql`${assignments.returnedAt} IS NULL`))
-      .returning()
-    const [deviceAfter] = await tx
-      .update(devices)
-      .set({ status, currentCustodianId: null, updatedAt: now, version: sql`${devices.version} + 1` })
-      .where(eq(devices.id, device.id))
-      .returning()
+/**
+ * One attempt at a report: the device is read and its move checked here, then ONE statement, on
+ * its own (autocommitted), makes the whole change — device, its open assignment ended, the year's
+ * number, the incident with its snapshot, both audit events — on condition that the device still
+ * has the version that was read (assignments change the device's version too). Returns null, with
+ * nothing written, when the device had changed in between.
+ *
+ * Why one statement: the year's counter row is locked from the moment a number is taken until
+ * commit, so all reports of a year queue on it. Inside a transaction that lock was also held while
+ * Node took the statement's result and sent COMMIT: under load, milliseconds of event-loop delay
+ * per report, and the benchmark's creates/s were bounded by exactly that. Alone, the statement
+ * holds it for the rest of itself and the commit's WAL flush.
+ */
+async function tryReport(
+  db: DbOrTx,
+  context: WriteContext,
+  input: CreateIncidentInput,
+  now: Date,
+  reportedAt: Date,
+  occurredAt: Date | null,
+): Promise<Incident | null> {
+  const [found] = await deviceWithOpenAssignment(db, { id: input.deviceId })
+  if (!found) {
+    throw problems.unprocessable(`There is no device ${input.deviceId}.`, [{ path: 'body.deviceId', message: 'names no device' }])
+  }
+  const { device, assignment: open } = found
+  const status = transition(device.status, input.kind === 'lost' ? 'report_lost' : 'report_stolen')
+  const deviceAfter = { ...device, status, currentCustodianId: null, updatedAt: now, version: device.version + 1 }
+  // The assignment ends when the loss was reported (never before it began).
+  const ended = open && { ...open, returnedAt: new Date(Math.max(open.assignedAt.getTime(), reportedAt.getTime())), endedBy: 'incident' }
 
-    const row: IncidentRow = {
-      id: newId(),
-      reference: '', // taken by the last statement
-      status: 'open',
-      deviceId: device.id,
-      kind: input.kind,
-      occurredAt,
-      reportedAt,
-      locationCategory: input.location.category,
-      locationDescription: input.location.description ?? null,
-      circumstances: input.circumstances,
-      policeReference: input.policeReference ?? null,
-      personalDataAtRisk: input.personalDataAtRisk,
-      remoteWipe: input.remoteWipe ?? 'not_requested',
-      icoDeadline: input.personalDataAtRisk ? new Date(reportedAt.getTime() + ICO_DEADLINE_MS) : null,
-      icoReportedAt: null,
-      recoveredAt: null,
-      recoveryCondition: null,
-      recoveryNotes: null,
-      closedAt: null,
-      closeReason: null,
-      custodianId: device.currentCustodianId,
-      deviceKind: device.kind,
-      deviceEncrypted: device.encrypted,
-      deviceMdmEnrolled: device.mdmEnrolled,
-      deviceClassification: device.classification,
-      frozenRiskScore: null,
-      frozenRiskLevel: null,
-      frozenRiskFactors: null,
-      createdAt: now,
-      updatedAt: now,
-      createdBy: context.actor,
-      version: 1,
-    }
-    const created = toIncident(row, FULL_VIEW, now)
-    // Taking the year's number locks its counter row until commit, so everything from there on is
-    // one statement: concurrent reports queue for that statement and the commit, not for every
-    // round trip of a report (the benchmark's creates/s were bounded by exactly that).
-    const reference = sql`(SELECT reference FROM numbered)`
-    const [numbered] = await rowsOf<{ reference: string }>(
-      tx,
-      sql`WITH numbered AS (${nextReference(reportedAt)}),
-        created AS (${tx.insert(incidents).values({ ...row, reference }).getSQL()}),
-        ${auditEventsCte(context, [
-          {
-            action: 'incident.reported',
-            entityType: 'incident',
-            entityId: row.id,
-            after: created,
-            mergeIntoAfter: sql`jsonb_build_object('reference', ${reference})`,
-          },
-          {
-            action: `device.reported_${input.kind}`,
-            entityType: 'device',
-            entityId: device.id,
-            before: toDevice(device),
-            // As with a return, the event carries the assignment it ended.
-            after: { ...toDevice(deviceAfter!), assignment: endedAssignment ? toAssignment(endedAssignment) : null },
-          },
-        ])}
-      SELECT reference FROM numbered`,
-    )
-    return { ...created, reference: numbered!.reference }
+  const row: IncidentRow = {
+    id: newId(),
+    reference: '', // taken by the statement
+    status: 'open',
+    deviceId: device.id,
+    kind: input.kind,
+    occurredAt,
+    reportedAt,
+    locationCategory: input.location.category,
+    locationDescription: input.location.description ?? null,
+    circumstances: input.circumstances,
+    policeReference: input.policeReference ?? null,
+    personalDataAtRisk: input.personalDataAtRisk,
+    remoteWipe: input.remoteWipe ?? 'not_requested',
+    icoDeadline: input.personalDataAtRisk ? new Date(reportedAt.getTime() + ICO_DEADLINE_MS) : null,
+    icoReportedAt: null,
+    recoveredAt: null,
+    recoveryCondition: null,
+    recoveryNotes: null,
+    closedAt: null,
+    closeReason: null,
+    custodianId: device.currentCustodianId,
+    deviceKind: device.kind,
+    deviceEncrypted: device.encrypted,
+    deviceMdmEnrolled: device.mdmEnrolled,
+    deviceClassification: device.classification,
+    frozenRiskScore: null,
+    frozenRiskLevel: null,
+    frozenRiskFactors: null,
+    createdAt: now,
+    updatedAt: now,
+    createdBy: context.actor,
+    version: 1,
+  }
+  const created = toIncident(row, FULL_VIEW, now)
+  const [numbered] = await reportStatement(db, {
+    status,
+    now: now.toISOString(),
+    device_id: device.id,
+    device_version: device.version,
+    returned_at: ended ? ended.returnedAt.toISOString() : null,
+    assignment_id: ended ? ended.id : null,
+    year: reportedAt.getUTCFullYear(),
+    ...incidentValues(row),
+    ...auditValues(context, [
+      { action: 'incident.reported', entityType: 'incident', entityId: row.id, after: created },
+      {
+        action: `device.reported_${input.kind}`,
+        entityType: 'device',
+        entityId: device.id,
+        before: toDevice(device),
+        // As with a return, the event carries the assignment it ended.
+        after: { ...toDevice(deviceAfter), assignment: ended ? toAssignment(ended) : null },
+      },
+    ]),
   })
+  return numbered ? { ...created, reference: numbered.reference } : null
 }
 
 const incidentById = preparedQuery('incident_by_id', (db) =>

@@ -2,7 +2,8 @@
  * Devices: the register's inventory. Status only ever changes through the lifecycle
  * (`lifecycle.ts`) — assignment, return, loss, recovery, retirement — never by an edit.
  */
-import { and, asc, eq, gt, type SQL, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, gte, lte, type SQL, sql } from 'drizzle-orm'
+import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import type { DbOrTx } from '../../db/client.js'
 import { newId } from '../../db/ids.js'
 import { preparedQuery } from '../../db/prepared.js'
@@ -150,24 +151,33 @@ export interface DeviceListFilter {
 }
 
 export async function listDevices(db: DbOrTx, filter: DeviceListFilter) {
+  return toPage(await deviceListQuery(db, filter), filter.limit, (row) => [row.id], toDevice)
+}
+
+/** The list's query (one row more than the page, to know whether another follows); exported for its plan's test. */
+export function deviceListQuery(db: DbOrTx, filter: DeviceListFilter) {
   const cursor = decodeCursor(filter.cursor, ['uuid'])
   // `lower(x) LIKE 'prefix%'` is what the text_pattern_ops unique indexes can serve.
   const prefix = filter.q ? `${likeEscape(filter.q.toLowerCase())}%` : undefined
-  const conditions: (SQL | undefined)[] = [
-    filter.status ? eq(devices.status, filter.status) : undefined,
-    filter.kind ? eq(devices.kind, filter.kind) : undefined,
-    filter.custodianId ? eq(devices.currentCustodianId, filter.custodianId) : undefined,
-    prefix ? sql`(lower(${devices.assetTag}) LIKE ${prefix} OR lower(${devices.serialNumber}) LIKE ${prefix})` : undefined,
-    cursor ? gt(devices.id, String(cursor[0])) : undefined,
-  ]
   // Under an equality filter, ordering by (that column, id) is the same order — the column is
   // constant — and lets PostgreSQL walk that filter's (column, id) index instead of the primary key.
   const leading = filter.custodianId ? devices.currentCustodianId : filter.status ? devices.status : filter.kind ? devices.kind : undefined
-  const rows = await db
+  // The leading filter is written as a range (x >= v AND x <= v): as an equality, the planner drops
+  // the column from the ordering, walks the primary key and filters, which reads every device
+  // until 51 match (21 ms instead of 0.5 ms on the benchmark's data, where status follows age).
+  const matches = (column: AnyPgColumn, value: string | undefined) =>
+    value === undefined ? undefined : column === leading ? and(gte(column, value), lte(column, value)) : eq(column, value)
+  const conditions: (SQL | undefined)[] = [
+    matches(devices.status, filter.status),
+    matches(devices.kind, filter.kind),
+    matches(devices.currentCustodianId, filter.custodianId),
+    prefix ? sql`(lower(${devices.assetTag}) LIKE ${prefix} OR lower(${devices.serialNumber}) LIKE ${prefix})` : undefined,
+    cursor ? gt(devices.id, String(cursor[0])) : undefined,
+  ]
+  return db
     .select()
     .from(devices)
     .where(and(...conditions))
     .orderBy(...(leading ? [asc(leading)] : []), asc(devices.id))
     .limit(filter.limit + 1)
-  return toPage(rows, filter.limit, (row) => [row.id], toDevice)
 }

@@ -21,9 +21,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import fp from 'fastify-plugin'
 import stringify from 'safe-stable-stringify'
 import { z } from 'zod'
-import { preparedQuery } from '../db/prepared.js'
 import { idempotencyKeys } from '../db/schema.js'
 import { callerOf } from './auth.js'
+import { idempotencyBatches } from './idempotency-batches.js'
 import { problems } from './problems.js'
 
 declare module 'fastify' {
@@ -33,6 +33,9 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     idempotencyClaim: { caller: string; key: string } | null
+  }
+  interface FastifyInstance {
+    idempotencyBatches: ReturnType<typeof idempotencyBatches>
   }
 }
 
@@ -59,36 +62,6 @@ function requestHash(request: FastifyRequest): string {
 
 const KEY_ERROR = { path: 'headers.idempotency-key', message: 'must be 1 to 255 characters' }
 
-// The claim and the stored response are on every idempotent create: prepared once (see db/prepared.ts).
-const insertClaim = preparedQuery('idempotency_claim', (db) =>
-  db
-    .insert(idempotencyKeys)
-    .values({
-      caller: sql.placeholder('caller'),
-      key: sql.placeholder('key'),
-      method: sql.placeholder('method'),
-      path: sql.placeholder('path'),
-      requestHash: sql.placeholder('requestHash'),
-      createdAt: sql.placeholder('createdAt'),
-      expiresAt: sql.placeholder('expiresAt'),
-    })
-    .onConflictDoNothing()
-    .returning({ key: idempotencyKeys.key }),
-)
-
-const storeResponse = preparedQuery('idempotency_store', (db) =>
-  db
-    .update(idempotencyKeys)
-    .set({
-      responseStatus: sql`${sql.placeholder('status')}::int`,
-      // jsonb: the body is stored as a JSON string, the exact text sent (see the replay).
-      responseBody: sql`${sql.placeholder('body')}::jsonb`,
-      responseHeaders: sql`${sql.placeholder('headers')}::jsonb`,
-    })
-    .where(and(eq(idempotencyKeys.caller, sql.placeholder('caller')), eq(idempotencyKeys.key, sql.placeholder('key'))))
-    .returning({ key: idempotencyKeys.key }),
-)
-
 /** Claims the request's key, or replays its stored response; true when the reply was sent. */
 async function claim(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, attempt = 0): Promise<boolean> {
   const key = request.headers['idempotency-key']
@@ -109,11 +82,11 @@ async function claim(app: FastifyInstance, request: FastifyRequest, reply: Fasti
     expiresAt: new Date(now + KEY_TTL_MS),
   }
   const thisKey = and(eq(idempotencyKeys.caller, caller), eq(idempotencyKeys.key, key))
-  const inserted = await insertClaim(app.db, { caller, key, method: fresh.method, path: fresh.path, requestHash: hash, createdAt: fresh.createdAt, expiresAt: fresh.expiresAt })
+  const inserted = await app.idempotencyBatches.claim({ caller, key, ...fresh })
   // An expired key, or a claim whose request died, is taken over in one UPDATE: of several
   // requests that find it so, the row lock lets exactly one through.
   const claimed =
-    inserted.length === 1 ||
+    inserted ||
     (
       await app.db
         .update(idempotencyKeys)
@@ -174,13 +147,7 @@ async function store(app: FastifyInstance, request: FastifyRequest, reply: Fasti
       const value = reply.getHeader(name)
       if (value !== undefined) headers[name] = String(value)
     }
-    await storeResponse(app.db, {
-      caller: claimed.caller,
-      key: claimed.key,
-      status: reply.statusCode,
-      body: JSON.stringify(payload),
-      headers: JSON.stringify(headers),
-    })
+    await app.idempotencyBatches.store({ caller: claimed.caller, key: claimed.key, status: reply.statusCode, body: payload, headers })
   } catch (error) {
     // The response itself stands; a retry will find the key in flight, then abandoned, then free.
     request.log.error({ err: error }, 'could not store the idempotent response')
@@ -190,6 +157,7 @@ async function store(app: FastifyInstance, request: FastifyRequest, reply: Fasti
 export default fp(
   async function idempotencyPlugin(app: FastifyInstance) {
     app.decorateRequest('idempotencyClaim', null)
+    app.decorate('idempotencyBatches', idempotencyBatches(app.db))
 
     app.addHook('onRoute', (route: RouteOptions) => {
       if (!route.config?.idempotent) return

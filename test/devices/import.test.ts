@@ -1,5 +1,9 @@
+import assert from 'node:assert/strict'
+import { parse } from 'csv-parse/sync'
+import fc from 'fast-check'
 import t from 'tap'
-import { IMPORT_COLUMNS } from '../../src/modules/devices/import.js'
+import { IMPORT_COLUMNS, parseImport, plainRecords } from '../../src/modules/devices/import.js'
+import { CreateDeviceBody } from '../../src/modules/devices/schemas.js'
 import { buildTestApp } from '../helpers/app.js'
 import { driverUnderTest } from '../helpers/database.js'
 import { insertDevice } from '../helpers/fixtures.js'
@@ -117,4 +121,224 @@ t.test('a large file imports in one request', async (t) => {
     "SELECT (SELECT count(*)::int FROM devices) AS devices, (SELECT count(*)::int FROM audit_events WHERE action = 'device.created') AS events",
   )
   t.same(count, [{ devices: size, events: size }])
+})
+
+t.test('an imported device\'s audit event holds what POST /v1/devices records for one', async (t) => {
+  const { app, auth, database } = await buildTestApp(t)
+  const headers = await auth('asset_manager', 'importer')
+  // Text that needs escaping on the way in (quotes, a backslash, a comma, non-ASCII) and a serial
+  // that reads as SQL NULL, and every optional field filled.
+  const fields = {
+    kind: 'phone', make: 'He said "hi" \\ Ü', model: 'Model, with comma', imei: '490154203237518', encrypted: false,
+    mdmEnrolled: true, classification: 'official_sensitive', purchasedOn: '2022-01-31', costPence: 123_456_789_012,
+  } as const
+  const posted = await app.inject({ method: 'POST', url: '/v1/devices', headers, payload: { assetTag: 'PA-P0000001', serialNumber: 'SN-POSTED', ...fields } })
+  t.equal(posted.statusCode, 201)
+  const quote = (cell: string) => `"${cell.replace(/"/g, '""')}"`
+  const payload = csv(
+    row(1),
+    ['PA-I0000002', fields.kind, quote(fields.make), quote(fields.model), 'NULL', fields.imei, 'false', 'true', fields.classification, fields.purchasedOn, String(fields.costPence)].join(','),
+    row(3, { imei: '', purchased_on: '', cost_pence: '' }),
+  )
+  const response = await app.inject({ method: 'POST', url: '/v1/devices/import', headers: { ...headers, 'content-type': 'text/csv' }, payload })
+  t.equal(response.statusCode, 201, response.body)
+
+  const events = await database.query<{ entity_id: string; actor: string; request_id: string | null; before: unknown; after: Record<string, unknown> }>(
+    "SELECT entity_id, actor, request_id, before, after FROM audit_events WHERE action = 'device.created' ORDER BY id",
+  )
+  t.equal(events.length, 4)
+  const [postedEvent, ...importedEvents] = events
+  // One event per device, in file order, and the ids themselves sort in file order.
+  const imported = await database.query<{ id: string; asset_tag: string }>("SELECT id, asset_tag FROM devices WHERE asset_tag LIKE 'PA-I%' ORDER BY id")
+  t.same(imported.map((device) => device.asset_tag), ['PA-I0000001', 'PA-I0000002', 'PA-I0000003'])
+  t.same(importedEvents.map((event) => event.entity_id), imported.map((device) => device.id))
+  for (const event of importedEvents) {
+    // The event's `after` is the device exactly as the API shows it (toDevice of the stored row).
+    const read = await app.inject({ method: 'GET', url: `/v1/devices/${event.entity_id}`, headers })
+    t.strictSame(event.after, read.json())
+    t.equal(event.actor, 'importer')
+    t.equal(event.request_id, response.headers['x-request-id'], 'the import request\'s id')
+    t.equal(event.before, null)
+  }
+  // And holds what POST /v1/devices records for the same values, identifiers and times aside.
+  const strip = ({ id: _id, assetTag: _tag, serialNumber: _serial, createdAt: _created, updatedAt: _updated, ...rest }: Record<string, unknown>) => rest
+  t.strictSame(Object.keys(importedEvents[1]!.after).sort(), Object.keys(postedEvent!.after).sort())
+  t.strictSame(strip(importedEvents[1]!.after), strip(postedEvent!.after))
+  t.match(importedEvents[1]!.after, { serialNumber: 'NULL', make: fields.make, costPence: fields.costPence })
+  t.match(importedEvents[2]!.after, { imei: null, purchasedOn: null, costPence: null })
+})
+
+t.test('a registered identifier in an otherwise good file: every such line named, nothing written', async (t) => {
+  const { app, auth, database } = await buildTestApp(t)
+  await insertDevice(database, { assetTag: 'PA-TAKEN01', serialNumber: 'TAKEN-SERIAL' })
+  const payload = csv(
+    row(1),
+    row(2, { asset_tag: 'pa-taken01' }),
+    row(3, { serial_number: 'taken-serial' }),
+    row(4, { asset_tag: 'PA-TAKEN01', serial_number: 'Taken-Serial' }),
+  )
+  const response = await app.inject({ method: 'POST', url: '/v1/devices/import', headers: await csvHeaders(auth), payload })
+  const problem = assertProblem(t, response, 422)
+  t.same(problem.errors.map((e: { row: number; column: string }) => [e.row, e.column]), [[3, 'asset_tag'], [4, 'serial_number'], [5, 'asset_tag'], [5, 'serial_number']])
+  t.match(problem.errors[0].message, /already registered/)
+  const count = await database.query<{ devices: number; events: number; queued: number }>(
+    'SELECT (SELECT count(*)::int FROM devices) AS devices, (SELECT count(*)::int FROM audit_events) AS events, (SELECT count(*)::int FROM audit_unlinked) AS queued',
+  )
+  t.same(count, [{ devices: 1, events: 0, queued: 0 }])
+})
+
+t.test('a bad line after batches were written rolls all of them back', async (t) => {
+  const { app, auth, database } = await buildTestApp(t)
+  await insertDevice(database, { assetTag: 'PA-TAKEN01', serialNumber: 'TAKEN-SERIAL' })
+  // Batches of 5,000 go to the database while the rest is checked: the first is written before
+  // the last line is read.
+  const size = 7_000
+  const lines = Array.from({ length: size }, (_, i) => row(i + 1))
+  const counts = () =>
+    database.query<{ devices: number; events: number; queued: number }>(
+      'SELECT (SELECT count(*)::int FROM devices) AS devices, (SELECT count(*)::int FROM audit_events) AS events, (SELECT count(*)::int FROM audit_unlinked) AS queued',
+    )
+  const badCell = await app.inject({ method: 'POST', url: '/v1/devices/import', headers: await csvHeaders(auth), payload: csv(...lines, row(size + 1, { imei: '1' })) })
+  t.match(assertProblem(t, badCell, 422).errors, [{ row: size + 2, column: 'imei' }])
+  t.same(await counts(), [{ devices: 1, events: 0, queued: 0 }])
+  const registered = await app.inject({ method: 'POST', url: '/v1/devices/import', headers: await csvHeaders(auth), payload: csv(...lines, row(size + 1, { asset_tag: 'pa-taken01' })) })
+  const problem = assertProblem(t, registered, 422)
+  t.same(problem.errors.map((e: { row: number; column: string }) => [e.row, e.column]), [[size + 2, 'asset_tag']])
+  t.same(await counts(), [{ devices: 1, events: 0, queued: 0 }])
+  // The same file without that line goes in whole.
+  const good = await app.inject({ method: 'POST', url: '/v1/devices/import', headers: await csvHeaders(auth), payload: csv(...lines) })
+  t.same(good.json(), { created: size })
+  t.match(await counts(), [{ devices: size + 1, events: size }])
+})
+
+/** The import's checks as they were written first: csv-parse, then CreateDeviceBody row by row. */
+function referenceCheck(text: string) {
+  const options = { bom: true, info: true, skip_empty_lines: true, relax_column_count: true, trim: true }
+  let records: { record: string[]; info: { lines: number } }[]
+  try {
+    records = parse(text, options) as unknown as typeof records
+  } catch (error) {
+    const line = Number((error as { lines?: unknown }).lines) || 1
+    return { rows: [], errors: [{ row: line, column: '', message: `is not readable CSV: ${(error as Error).message.slice(0, 200)}` }] }
+  }
+  const [header, ...body] = records
+  if (!header || header.record.join(',') !== IMPORT_COLUMNS.join(',')) {
+    return { rows: [], errors: [{ row: 1, column: '', message: `the header must be exactly: ${IMPORT_COLUMNS.join(',')}` }] }
+  }
+  const columns: Record<string, string> = {
+    assetTag: 'asset_tag', kind: 'kind', make: 'make', model: 'model', serialNumber: 'serial_number', imei: 'imei',
+    encrypted: 'encrypted', mdmEnrolled: 'mdm_enrolled', classification: 'classification', purchasedOn: 'purchased_on', costPence: 'cost_pence',
+  }
+  const boolean = (value: string) => (value.toLowerCase() === 'true' ? true : value.toLowerCase() === 'false' ? false : value)
+  const integer = (value: string) => (/^-?[0-9]+$/.test(value) ? Number(value) : value)
+  const rows: { line: number; device: Record<string, unknown> }[] = []
+  const errors: { row: number; column: string; message: string }[] = []
+  const firstTag = new Map<string, number>()
+  const firstSerial = new Map<string, number>()
+  for (const { record, info } of body) {
+    const line = info.lines
+    if (record.length !== IMPORT_COLUMNS.length) {
+      errors.push({ row: line, column: '', message: `has ${record.length} cells; expected ${IMPORT_COLUMNS.length}` })
+      continue
+    }
+    const [assetTag, kind, make, model, serialNumber, imei, encrypted, mdmEnrolled, classification, purchasedOn, costPence] = record as [string, ...string[]]
+    const parsed = CreateDeviceBody.safeParse({
+      assetTag, kind, make, model, serialNumber, imei: imei === '' ? null : imei, encrypted: boolean(encrypted!),
+      mdmEnrolled: boolean(mdmEnrolled!), classification, purchasedOn: purchasedOn === '' ? null : purchasedOn,
+      costPence: costPence === '' ? null : integer(costPence!),
+    })
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) errors.push({ row: line, column: columns[String(issue.path[0])] ?? '', message: issue.message })
+      continue
+    }
+    const device = parsed.data
+    let duplicate = false
+    const tagSeen = firstTag.get(device.assetTag.toLowerCase())
+    if (tagSeen !== undefined) {
+      errors.push({ row: line, column: 'asset_tag', message: `repeats the asset tag of line ${tagSeen}` })
+      duplicate = true
+    } else firstTag.set(device.assetTag.toLowerCase(), line)
+    const serialSeen = firstSerial.get(device.serialNumber.toLowerCase())
+    if (serialSeen !== undefined) {
+      errors.push({ row: line, column: 'serial_number', message: `repeats the serial number of line ${serialSeen}` })
+      duplicate = true
+    } else firstSerial.set(device.serialNumber.toLowerCase(), line)
+    if (!duplicate) rows.push({ line, device })
+  }
+  if (body.length === 0) errors.push({ row: 2, column: '', message: 'the file has no devices after the header' })
+  return { rows, errors }
+}
+
+/** Cells good and bad for each column, and CSV text made of them in the ways files come. */
+const future = new Date(Date.now() + 3 * 86_400_000).toISOString().slice(0, 10)
+const CELLS: Record<(typeof IMPORT_COLUMNS)[number], string[]> = {
+  asset_tag: ['PA-T123451', 'pa-t123451', 'HOL-00017', 'PA-X0001', 'ſA-T12345', 'PA-12', '', 'NULL', 'PA-ÄBCD1'],
+  kind: ['laptop', 'phone', 'Laptop', 'toaster', ''],
+  make: ['Dell', 'Apple, Inc.', 'He said "hi"', 'back\\slash', '', 'x'.repeat(101), 'a\u0000b', 'Zürich', '\u202e\u200bx'],
+  model: ['Latitude 7440', 'iPad', 'x'.repeat(100), '', 'tab\there'],
+  serial_number: ['SN-1', 'sn-1', 'NULL', 'a/b.c_d-e', '-bad', '', 'SN 3', 'IMP-9'],
+  imei: ['', '490154203237518', '490154203237519', '49015420323751', 'abc'],
+  encrypted: ['true', 'FALSE', 'True', 'yes', '', '1'],
+  mdm_enrolled: ['false', 'TRUE', 'no'],
+  classification: ['official', 'secret', 'official_sensitive', 'Official', ''],
+  purchased_on: ['', '2023-04-01', '2024-02-29', '2023-02-29', '1899-12-31', future, '2023-4-1'],
+  cost_pence: ['', '0', '99900', '-5', '1.5', '9007199254740993', 'abc', '007'],
+}
+const blanks = fc.constantFrom('', '', '', ' ', '\t', '\u00a0')
+/** A cell as written: tidy (quoted only when it must be), or with blanks around it and quoted at random. */
+const cellArb = (column: (typeof IMPORT_COLUMNS)[number], tidy: boolean) =>
+  fc.tuple(tidy ? fc.constant('') : blanks, fc.constantFrom(...CELLS[column]), tidy ? fc.constant('') : blanks, tidy ? fc.constant(false) : fc.boolean())
+    .map(([before, cell, after, quoted]) => {
+      const text = `${before}${cell}${after}`
+      return quoted || /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
+    })
+const lineArb = (tidy: boolean) =>
+  fc.oneof(
+    { weight: 12, arbitrary: fc.tuple(...IMPORT_COLUMNS.map((column) => cellArb(column, tidy))).map((cells) => cells.join(',')) },
+    { weight: 1, arbitrary: fc.constantFrom('', 'PA-T999999,laptop', `${'a,'.repeat(11)}a`) },
+  )
+const fileArb = fc
+  .record({ bom: fc.boolean(), eol: fc.constantFrom('\n', '\r\n'), tidy: fc.boolean(), end: fc.boolean() })
+  .chain(({ bom, eol, tidy, end }) =>
+    fc.array(lineArb(tidy), { maxLength: 12 }).map((lines) => `${bom ? '\ufeff' : ''}${[IMPORT_COLUMNS.join(','), ...lines].join(eol)}${end ? eol : ''}`),
+  )
+
+t.test('every file is judged as csv-parse and CreateDeviceBody row by row judge it', async (t) => {
+  let plain = 0
+  await fc.assert(
+    fc.asyncProperty(fileArb, async (text) => {
+      if (plainRecords(text)) plain++
+      const { rows, errors } = await parseImport(text)
+      const fields = ['assetTag', 'kind', 'make', 'model', 'serialNumber', 'imei', 'encrypted', 'mdmEnrolled', 'classification', 'purchasedOn', 'costPence'] as const
+      const actual = {
+        rows: rows.line.map((line, i) => ({ line, device: Object.fromEntries(fields.map((field) => [field, rows[field][i]])) })),
+        errors,
+      }
+      assert.deepStrictEqual(actual, referenceCheck(text))
+    }),
+    { numRuns: 300 },
+  )
+  t.ok(plain > 20, `${plain} of 300 files split directly, the rest read by csv-parse`)
+})
+
+t.test('a file split directly gives the records and line numbers csv-parse gives', async (t) => {
+  const chunk = fc.constantFrom('a', 'Bc', '1', ',', ',', '\n', '\n', '\r\n', '\r', ' ', '\t', '"', '\u00a0', '\ufeff', 'é', '\u2028', '\ud800', '\u{1F600}')
+  const options = { bom: true, info: true, skip_empty_lines: true, relax_column_count: true, trim: true }
+  let plain = 0
+  fc.assert(
+    fc.property(fc.array(chunk, { maxLength: 30 }), (chunks) => {
+      const text = chunks.join('')
+      const records = plainRecords(text)
+      if (!records) return
+      plain++
+      const split: [string[], number][] = []
+      while (records.next()) split.push([records.record, records.line])
+      const parsed = parse(text, options) as unknown as { record: string[]; info: { lines: number } }[]
+      assert.deepStrictEqual(split, parsed.map(({ record, info }) => [record, info.lines]))
+    }),
+    { numRuns: 2_000 },
+  )
+  t.ok(plain > 200, `${plain} of 2,000 texts split directly`)
+  t.ok(plainRecords(csv(row(1), row(2))), 'a plain file')
+  t.ok(plainRecords(`\ufeff${csv(row(1)).replace(/\n/g, '\r\n')}`), 'with CRLF and a BOM')
 })

@@ -13,8 +13,6 @@
  *
  * Throughput (100,000 rows in a few seconds on PostgreSQL; the database's own writes are most
  * of it):
- * - a file without quotes, stray carriage returns or blanks around cells (what spreadsheets and
- *   scripts write) is split directly; csv-parse reads any other file, with the same result;
  * - each cell is checked with its own field's schema from `CreateDeviceBody`, remembered for
  *   cells that repeat (kinds, makes, dates); a row with a bad cell is checked again as a whole,
  *   so its messages are exactly the schema's;
@@ -132,46 +130,8 @@ interface Records {
   next(): boolean
 }
 
-/**
- * The records of a file that csv-parse would read exactly as a plain split, or undefined: no
- * quotes, no carriage return except in CRLF line ends, no lone surrogate (csv-parse's UTF-8
- * round trip would replace it), no whitespace at either end of a cell (`trim` would remove it).
- * Spreadsheets and scripts write such files; test/devices/import.test.ts checks the two agree.
- */
-export function plainRecords(text: string): Records | undefined {
-  const start = text.charCodeAt(0) === 0xfeff ? 1 : 0
-  const body = start === 0 ? text : text.slice(start)
-  if (body.includes('"') || /\p{Cs}/u.test(body)) return undefined
-  const crlf = body.includes('\r')
-  if (crlf && /\r(?!\n)|(?<!\r)\n/.test(body)) return undefined
-  const blankEdge = crlf ? /(?:^|[,\n])[^\S\r\n]|[^\S\r\n](?:$|[,\r])/ : /(?:^|[,\n])[^\S\n]|[^\S\n](?:$|[,\n])/
-  if (blankEdge.test(body)) return undefined
-  const eol = crlf ? '\r\n' : '\n'
-  let position = start
-  return {
-    record: [],
-    line: 0,
-    next() {
-      while (position <= text.length) {
-        let end = text.indexOf(eol, position)
-        if (end === -1) end = text.length
-        const from = position
-        position = end + eol.length
-        this.line++
-        if (end > from) {
-          this.record = text.slice(from, end).split(',')
-          return true
-        }
-      }
-      return false
-    },
-  }
-}
-
 /** The file's records, or the reason it cannot be read. */
 function readRecords(text: string): Records | ImportError {
-  const plain = plainRecords(text)
-  if (plain) return plain
   let parsed: { record: string[]; info: { lines: number } }[]
   try {
     // With `info`, each record comes with its line number (the typings do not follow the option).
@@ -276,24 +236,6 @@ export async function parseImport(
   return { rows, errors }
 }
 
-/**
- * A PostgreSQL array literal of `values[start..end)`, sent as one text parameter and cast by the
- * statement (`$1::text::uuid[]`): far cheaper than the driver's per-element escaping of a JS
- * array. Strings are always quoted (a serial `NULL` stays a string).
- */
-function arrayLiteral(values: readonly unknown[], start = 0, end = values.length): string {
-  const elements: string[] = new Array(end - start)
-  for (let i = start; i < end; i++) {
-    const value = values[i]
-    elements[i - start] =
-      value === null || value === undefined ? 'NULL'
-      : typeof value === 'boolean' ? (value ? 't' : 'f')
-      : typeof value === 'number' ? String(value)
-      : `"${String(value).replace(/["\\]/g, '\\$&')}"`
-  }
-  return `{${elements.join(',')}}`
-}
-
 /** Rows whose asset tag or serial number is already registered (any case). */
 async function existingIdentifiers(db: DbOrTx, rows: ImportRows): Promise<ImportError[]> {
   const errors: ImportError[] = []
@@ -307,7 +249,7 @@ async function existingIdentifiers(db: DbOrTx, rows: ImportRows): Promise<Import
       const found = await rowsOf<{ value: string }>(
         db,
         sql`SELECT lower(${sql.identifier(column)}) AS value FROM devices
-            WHERE lower(${sql.identifier(column)}) = ANY(${arrayLiteral(keys, start, Math.min(start + LOOKUP_BATCH, keys.length))}::text::text[])`,
+            WHERE lower(${sql.identifier(column)}) = ANY(${sql.param(keys.slice(start, start + LOOKUP_BATCH))}::text[])`,
       )
       for (const { value } of found) taken.add(value)
     }
@@ -344,15 +286,15 @@ function isUniqueViolation(error: unknown): boolean {
  * device) instead of being sent a second time as JSON. Columns travel as arrays (unnest).
  */
 function batchStatement(rows: ImportRows, start: number, end: number, ids: string[], context: WriteContext, createdAt: string): SQL {
-  const column = (field: Field) => arrayLiteral(rows[field], start, end)
+  const column = (field: Field) => sql.param(rows[field].slice(start, end))
   return sql`
     WITH u AS MATERIALIZED (
-      SELECT * FROM unnest(${arrayLiteral(ids)}::text::uuid[], ${column('assetTag')}::text::text[],
-                           ${column('kind')}::text::text[], ${column('make')}::text::text[],
-                           ${column('model')}::text::text[], ${column('serialNumber')}::text::text[],
-                           ${column('imei')}::text::text[], ${column('encrypted')}::text::boolean[],
-                           ${column('mdmEnrolled')}::text::boolean[], ${column('classification')}::text::text[],
-                           ${column('purchasedOn')}::text::date[], ${column('costPence')}::text::bigint[])
+      SELECT * FROM unnest(${sql.param(ids)}::uuid[], ${column('assetTag')}::text[],
+                           ${column('kind')}::text[], ${column('make')}::text[],
+                           ${column('model')}::text[], ${column('serialNumber')}::text[],
+                           ${column('imei')}::text[], ${column('encrypted')}::boolean[],
+                           ${column('mdmEnrolled')}::boolean[], ${column('classification')}::text[],
+                           ${column('purchasedOn')}::date[], ${column('costPence')}::bigint[])
            WITH ORDINALITY AS u(id, asset_tag, kind, make, model, serial_number, imei, encrypted, mdm_enrolled,
                                 classification, purchased_on, cost_pence, n)),
     inserted AS (

@@ -123,7 +123,7 @@ function statements(size: DatasetSize): { table: string; sql: string }[] {
           recovered_at, recovery_condition, closed_at, close_reason, custodian_id, device_kind, device_encrypted,
           device_mdm_enrolled, device_classification, frozen_risk_score, frozen_risk_level, frozen_risk_factors,
           created_at, updated_at, created_by)
-        SELECT bench_uuid(4, i, at), 'INC-' || yr || '-' || lpad((row_number() OVER (PARTITION BY yr ORDER BY i))::text, 4, '0'),
+        SELECT bench_uuid(4, i, at), 'INC-' || yr || '-' || lpad((row_number() OVER w)::text, greatest(4, length((row_number() OVER w)::text)), '0'),
           st::incident_status, ${d.id('i')}, (CASE WHEN i % 3 = 0 THEN 'stolen' ELSE 'lost' END)::incident_kind,
           CASE WHEN i % 5 <> 0 THEN at - ((i % 48) + 1) * interval '1 hour' END, at,
           (ARRAY['parliamentary_estate','constituency_office','home','transit','abroad','other'])[1 + i % 6]::location_category,
@@ -141,7 +141,8 @@ function statements(size: DatasetSize): { table: string; sql: string }[] {
           CASE WHEN st <> 'open' THEN '[]'::jsonb END,
           at, at, 'bench'
         FROM (SELECT i, ${incidentAt('i')} AS at, extract(year FROM ${incidentAt('i')} AT TIME ZONE 'UTC')::int AS yr,
-          ${incidentStatus('i', size)} AS st FROM generate_series(1, ${I}) AS i) AS g`,
+          ${incidentStatus('i', size)} AS st FROM generate_series(1, ${I}) AS i) AS g
+        WINDOW w AS (PARTITION BY yr ORDER BY i)`,
     },
     {
       table: 'incident_counters',

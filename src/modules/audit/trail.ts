@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto'
 import { and, asc, eq, gt, gte, inArray, type SQL, sql } from 'drizzle-orm'
 import stringify from 'safe-stable-stringify'
 import { type Db, type DbOrTx, rowsOf } from '../../db/client.js'
-import { preparedQuery, preparedStatement } from '../../db/prepared.js'
+import { preparedStatement } from '../../db/prepared.js'
 import { auditChain, auditEvents, auditUnlinked } from '../../db/schema.js'
 import type { WriteContext } from '../../http/context.js'
 
@@ -127,12 +127,7 @@ const contentOf = (event: EventRow, prevHash: string | null): HashedContent => (
  * Links every committed event still waiting, oldest id first, onto the chain's tail. One linker at
  * a time across all instances (advisory lock); returns how many it linked.
  */
-const anyWaiting = preparedQuery('audit_any_waiting', (db) => db.select({ eventId: auditUnlinked.eventId }).from(auditUnlinked).limit(1))
-
 export async function linkPendingEvents(db: Db): Promise<number> {
-  // One cheap look first: most runs after a busy spell, and every read of the trail, find the
-  // queue already emptied (by a run that took their events along) and need no transaction.
-  if ((await anyWaiting(db, {})).length === 0) return 0
   return db.transaction(async (tx) => {
     await tx.execute(sql`SELECT pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`)
     const [tail] = await tx.select().from(auditChain).orderBy(sql`${auditChain.seq} DESC`).limit(1)

@@ -3,7 +3,9 @@ import { text } from 'node:stream/consumers'
 import { parse } from 'csv-parse/sync'
 import { stringify } from 'csv-stringify'
 import t from 'tap'
-import { csvCells, csvPart, FOI_COLUMNS, type FoiRow, neutraliseCell, toCsv } from '../../src/modules/exports/foi.js'
+import { csvCells, csvPart, FOI_COLUMNS, type FoiRow, neutraliseCell, openFoiCsv, openFoiExport, toCsv } from '../../src/modules/exports/foi.js'
+import { resolvePeriod } from '../../src/modules/reports/periods.js'
+import { deviceKind, incidentKind, incidentStatus, locationCategory, remoteWipe } from '../../src/db/schema.js'
 import { negotiateExportType } from '../../src/modules/exports/routes.js'
 import { buildTestApp } from '../helpers/app.js'
 import { insertCustodian, insertDevice } from '../helpers/fixtures.js'
@@ -163,4 +165,30 @@ t.test('file names per period; empty periods; 406; roles', async (t) => {
   assertProblem(t, await app.inject({ method: 'GET', url: '/v1/exports/foi/lost-stolen?year=2023&from=2023-01-01', headers }), 400)
   assertProblem(t, await app.inject({ method: 'GET', url: URL_2023, headers: await auth('asset_manager') }), 403)
   assertProblem(t, await app.inject({ method: 'GET', url: URL_2023 }), 401)
+})
+
+t.test('the CSV download is the same bytes whoever writes it: PostgreSQL (COPY) or csv-stringify', async (t) => {
+  const { database } = await buildTestApp(t)
+  // Every value of every enum column, both booleans, open/recovered/closed, a reference past 9999.
+  const values = <T>(list: readonly T[], i: number) => list[i % list.length]!
+  for (let i = 0; i < 24; i++) {
+    await insertIncident(database, {
+      reportedAt: new Date(Date.UTC(2023, i % 12, 1 + i, 12)).toISOString(),
+      reference: `INC-2023-${String(i === 23 ? 12345 : i + 1).padStart(4, '0')}`,
+      kind: values(incidentKind.enumValues, i),
+      status: values(incidentStatus.enumValues, i),
+      deviceKind: values(deviceKind.enumValues, i),
+      locationCategory: values(locationCategory.enumValues, i),
+      remoteWipe: values(remoteWipe.enumValues, i),
+      personalDataAtRisk: i % 2 === 0,
+      deviceEncrypted: i % 3 !== 0,
+    })
+  }
+  const period = resolvePeriod({ year: '2023' })
+  const download = await openFoiCsv(database, period)
+  const csv = await text(download.body)
+  const viaRows = await openFoiExport(database, period, csvPart)
+  t.equal(csv, await text(toCsv(viaRows.batches)), `${database.driver}: byte for byte`)
+  t.equal(csv.split('\r\n').length, 24 + 2, 'header, 24 rows, and the final CRLF')
+  t.notOk(/[^\r]\n/.test(csv), 'every line ends CRLF')
 })

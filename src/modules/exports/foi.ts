@@ -23,6 +23,7 @@ import { stringify as stringifySync } from 'csv-stringify/sync'
 import { type SQL, sql } from 'drizzle-orm'
 import { PgDialect } from 'drizzle-orm/pg-core'
 import pg from 'pg'
+import pgCopy from 'pg-copy-streams'
 import type { Database } from '../../db/client.js'
 import { incidents } from '../../db/schema.js'
 import { inPeriod } from '../reports/risk-summary.js'
@@ -82,17 +83,21 @@ const STALL_LIMIT_MS = 60_000
 
 const ukDate = (column: SQL) => sql`to_char(${column} AT TIME ZONE 'Europe/London', 'YYYY-MM-DD')`
 
-/** The export's rows in publication order: UK-local date reported, then reference (numerically within a year). */
-export function foiQuery(period: Period): SQL {
+/**
+ * The export's rows in publication order: UK-local date reported, then reference (numerically
+ * within a year). Booleans as booleans, or as the CSV's `yes`/`no` when PostgreSQL writes the CSV.
+ */
+export function foiQuery(period: Period, booleans: 'boolean' | 'yes/no' = 'boolean'): SQL {
+  const bool = (value: SQL) => (booleans === 'boolean' ? value : sql`CASE WHEN ${value} THEN 'yes' ELSE 'no' END`)
   return sql`SELECT ${incidents.reference} AS reference,
     ${ukDate(sql`${incidents.reportedAt}`)} AS date_reported,
     ${incidents.deviceKind}::text AS item_type,
     ${incidents.kind}::text AS lost_or_stolen,
     ${incidents.locationCategory}::text AS location_category,
-    ${incidents.deviceEncrypted} AS encrypted,
-    ${incidents.personalDataAtRisk} AS personal_data_at_risk,
+    ${bool(sql`${incidents.deviceEncrypted}`)} AS encrypted,
+    ${bool(sql`${incidents.personalDataAtRisk}`)} AS personal_data_at_risk,
     ${incidents.remoteWipe}::text AS remote_wipe,
-    (${incidents.status} = 'recovered') AS recovered,
+    ${bool(sql`(${incidents.status} = 'recovered')`)} AS recovered,
     ${ukDate(sql`${incidents.recoveredAt}`)} AS date_recovered,
     ${incidents.status}::text AS status
   FROM ${incidents}
@@ -101,6 +106,7 @@ export function foiQuery(period: Period): SQL {
 }
 
 const dialect = new PgDialect()
+const copyTo = pgCopy.to
 
 /** A row from its fields as PostgreSQL sends them (text; booleans `t`/`f`), in foiQuery's (FOI_COLUMNS) order. */
 function rowFromText(fields: (string | null)[]): FoiRow {
@@ -304,7 +310,10 @@ export function foiBatches(database: Database, period: Period, encode: Encode): 
  * `close()`: a generator that was never iterated does not run its `finally` on its own.
  */
 export async function openFoiExport(database: Database, period: Period, encode: Encode) {
-  const batches = foiBatches(database, period, encode)
+  return openedEarly(foiBatches(database, period, encode))
+}
+
+async function openedEarly(batches: AsyncGenerator<string>) {
   const first = await batches.next()
   let pending = first.done ? undefined : first.value
   const iterator: AsyncIterableIterator<string> = {
@@ -325,6 +334,78 @@ export async function openFoiExport(database: Database, period: Period, encode: 
     },
   }
   return { batches: iterator, close: () => batches.return(undefined) }
+}
+
+/**
+ * The CSV download. On PostgreSQL, PostgreSQL writes it — `COPY (…) TO STDOUT (FORMAT csv,
+ * HEADER)`, the service only passes the bytes on — and it is the same text csvPart makes (tested):
+ * every FOI column is a closed vocabulary (references held to `INC-<year>-<n>` by the table, UK
+ * dates, enum values, yes/no), so no cell needs quoting or an apostrophe, and none holds a line
+ * break, so each LF that COPY ends a record with can become the CRLF of RFC 4180. csv-stringify
+ * took three times as long as the query (~3 µs a row). On PGlite csvPart encodes the rows.
+ */
+export async function openFoiCsv(database: Database, period: Period): Promise<{ body: Readable; close: () => Promise<unknown> }> {
+  if (database.driver !== 'postgres') {
+    const { batches, close } = await openFoiExport(database, period, csvPart)
+    return { body: toCsv(batches), close }
+  }
+  const pool = (database.db as unknown as { $client: pg.Pool }).$client
+  const { batches, close } = await openedEarly(copiedCsv(pool, period))
+  return { body: Readable.from(batches, { objectMode: false }), close }
+}
+
+/** The JSON download: rows encoded by jsonPart, batch by batch. */
+export async function openFoiJson(database: Database, period: Period): Promise<{ body: Readable; close: () => Promise<unknown> }> {
+  const { batches, close } = await openFoiExport(database, period, jsonPart)
+  return { body: toJson(batches), close }
+}
+
+/**
+ * COPY takes no parameters, so the period's two instants (the query's only parameters) are
+ * written into its text as quoted literals.
+ */
+function copyStatement(period: Period): string {
+  const query = dialect.sqlToQuery(foiQuery(period, 'yes/no'))
+  const text = query.sql.replace(/\$(\d+)/g, (_, index: string) => {
+    const value = query.params[Number(index) - 1]
+    return pg.escapeLiteral(value instanceof Date ? value.toISOString() : String(value))
+  })
+  return `COPY (${text}) TO STDOUT WITH (FORMAT csv, HEADER)`
+}
+
+/** The COPY's bytes as CSV text with CRLF line ends, on a client of its own, in a read-only snapshot. */
+async function* copiedCsv(pool: pg.Pool, period: Period): AsyncGenerator<string> {
+  const client = await pool.connect()
+  const socket = (client as unknown as { connection: { stream: Duplex } }).connection.stream
+  let finished = false
+  let released = false
+  /** Dropping the connection is what stops a COPY that is still sending; the pool discards it. */
+  const abandon = (reason: string) => {
+    if (released) return
+    released = true
+    socket.destroy()
+    client.release(new Error(reason))
+  }
+  try {
+    await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = ${EXPORT_TIME_LIMIT_MS}`)
+    for await (const chunk of client.query(copyTo(copyStatement(period)))) {
+      // A client that stops reading (yet stays connected) leaves this generator at the yield.
+      const stalled = setTimeout(() => abandon('the FOI export client stopped reading'), STALL_LIMIT_MS)
+      try {
+        // latin1 maps each byte to one character and back: the text is ASCII, and stays as sent.
+        yield (chunk as Buffer).toString('latin1').replaceAll('\n', '\r\n')
+      } finally {
+        clearTimeout(stalled)
+      }
+    }
+    await client.query('ROLLBACK')
+    finished = true
+  } finally {
+    if (finished && !released) {
+      released = true
+      client.release()
+    } else abandon('the FOI export stopped before its COPY ended')
+  }
 }
 
 /** A cell a spreadsheet would take for a formula gets a leading apostrophe (CSV injection). */

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
 import { z } from 'zod'
 import { problems, ProblemSchema } from '../../plugins/problems.js'
 import { PeriodQuery, resolvePeriod } from '../reports/periods.js'
-import { csvPart, jsonPart, openFoiExport, toCsv, toJson } from './foi.js'
+import { openFoiCsv, openFoiJson } from './foi.js'
 
 const EXPORT_ROLES = ['security', 'foi_officer'] as const
 
@@ -72,9 +72,7 @@ export const exportRoutes: FastifyPluginAsyncZod = async (app) => {
       const type = negotiateExportType(request.headers.accept)
       if (!type) throw problems.notAcceptable('This export is available as text/csv or application/json.')
       const extension = type === 'text/csv' ? 'csv' : 'json'
-      const csv = type === 'text/csv'
-      const { batches, close } = await openFoiExport(app.database, period, csv ? csvPart : jsonPart)
-      const body = csv ? toCsv(batches) : toJson(batches)
+      const { body, close } = type === 'text/csv' ? await openFoiCsv(app.database, period) : await openFoiJson(app.database, period)
       body.on('close', () => {
         close().catch((error: unknown) => request.log.warn({ err: error }, 'FOI export cursor did not close cleanly'))
       })

@@ -153,6 +153,57 @@ class StreamedQuery extends pg.Query {
 }
 
 /**
+ * A pooled client of its own for one export on PostgreSQL, in a read-only snapshot with the
+ * export's statement limit. Once released, the connection is someone else's: it is never paused,
+ * resumed or destroyed again.
+ */
+class ExportSession {
+  released = false
+
+  private constructor(
+    readonly client: pg.PoolClient,
+    readonly socket: Duplex,
+  ) {}
+
+  static async open(pool: pg.Pool): Promise<ExportSession> {
+    const client = await pool.connect()
+    const session = new ExportSession(client, (client as unknown as { connection: { stream: Duplex } }).connection.stream)
+    try {
+      await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = ${EXPORT_TIME_LIMIT_MS}`)
+    } catch (error) {
+      session.abandon('the FOI export could not begin')
+      throw error
+    }
+    return session
+  }
+
+  /** The statement has ended, everything it sent is read: the connection goes back. */
+  finish(): void {
+    if (this.released) return
+    this.released = true
+    this.socket.resume()
+    this.client.query('ROLLBACK').then(
+      () => this.client.release(),
+      (error: Error) => this.client.release(error),
+    )
+  }
+
+  /** Dropping the connection is what stops a statement that is still sending; the pool discards it. */
+  abandon(reason: string): void {
+    if (this.released) return
+    this.released = true
+    this.socket.destroy()
+    this.client.release(new Error(reason))
+  }
+
+  /** For the time a chunk waits for the client: one that stops reading (yet stays connected) must not hold the connection. */
+  stallTimer(): () => void {
+    const stalled = setTimeout(() => this.abandon('the FOI export client stopped reading'), STALL_LIMIT_MS)
+    return () => clearTimeout(stalled)
+  }
+}
+
+/**
  * PostgreSQL: one plain statement whose rows are read off the socket as they come, not a cursor:
  * PostgreSQL may sort it with parallel workers (never for a cursor), and sends rows without
  * waiting for a FETCH per batch (draining a cursor took twice as long, before any encoding).
@@ -160,8 +211,7 @@ class StreamedQuery extends pg.Query {
  * PostgreSQL then waits in turn.
  */
 async function* postgresBatches(pool: pg.Pool, text: string, params: unknown[], encode: Encode): AsyncGenerator<string> {
-  const client = await pool.connect()
-  const socket = (client as unknown as { connection: { stream: Duplex } }).connection.stream
+  const session = await ExportSession.open(pool)
   const ready: string[] = []
   let batch: FoiRow[] = []
   let ended = false
@@ -172,57 +222,38 @@ async function* postgresBatches(pool: pg.Pool, text: string, params: unknown[], 
     wakeConsumer = undefined
     fn?.()
   }
-  // Once released, the connection is someone else's: never pause, resume or destroy it again.
-  let released = false
-  /** The query has ended: the rows not yet sent are all in `ready`, so the connection goes back now. */
-  const finish = () => {
-    released = true
-    socket.resume()
-    client.query('ROLLBACK').then(
-      () => client.release(),
-      (error: Error) => client.release(error),
-    )
-  }
-  /** Dropping the connection is what stops a query that is still sending rows; the pool discards it. */
-  const abandon = (reason: string) => {
-    if (released) return
-    released = true
-    socket.destroy()
-    client.release(new Error(reason))
-  }
   try {
-    await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = ${EXPORT_TIME_LIMIT_MS}`)
     const onRow = (row: FoiRow) => {
       batch.push(row)
       if (batch.length < BATCH_ROWS) return
       ready.push(encode(batch))
       batch = []
       // Two batches waiting for the client: stop reading until it takes one.
-      if (ready.length >= 2) socket.pause()
+      if (ready.length >= 2) session.socket.pause()
       wake()
     }
     const onEnd = (error?: Error) => {
       ended = true
       if (error) {
         failure = error
-        abandon('the FOI export query failed')
+        session.abandon('the FOI export query failed')
       } else {
+        // The rows not yet sent are all in `ready`, so the connection goes back now.
         if (batch.length > 0) ready.push(encode(batch))
-        finish()
+        session.finish()
       }
       wake()
     }
-    client.query(new StreamedQuery(text, params, onRow, onEnd))
+    session.client.query(new StreamedQuery(text, params, onRow, onEnd))
     for (;;) {
       const next = ready.shift()
       if (next) {
-        if (ready.length < 2 && !released) socket.resume()
-        // A client that stops reading (yet stays connected) leaves this generator at the yield.
-        const stalled = setTimeout(() => abandon('the FOI export client stopped reading'), STALL_LIMIT_MS)
+        if (ready.length < 2 && !session.released) session.socket.resume()
+        const stopTimer = session.stallTimer()
         try {
           yield next
         } finally {
-          clearTimeout(stalled)
+          stopTimer()
         }
         continue
       }
@@ -231,8 +262,8 @@ async function* postgresBatches(pool: pg.Pool, text: string, params: unknown[], 
       await new Promise<void>((resolve) => (wakeConsumer = resolve))
     }
   } finally {
-    // Reached also when the consumer stops early (the client went away) or BEGIN failed.
-    abandon('the FOI export stopped before its query ended')
+    // Reached also when the consumer stops early (the client went away).
+    session.abandon('the FOI export stopped before its query ended')
   }
 }
 
@@ -375,36 +406,21 @@ function copyStatement(period: Period): string {
 
 /** The COPY's bytes as CSV text with CRLF line ends, on a client of its own, in a read-only snapshot. */
 async function* copiedCsv(pool: pg.Pool, period: Period): AsyncGenerator<string> {
-  const client = await pool.connect()
-  const socket = (client as unknown as { connection: { stream: Duplex } }).connection.stream
-  let finished = false
-  let released = false
-  /** Dropping the connection is what stops a COPY that is still sending; the pool discards it. */
-  const abandon = (reason: string) => {
-    if (released) return
-    released = true
-    socket.destroy()
-    client.release(new Error(reason))
-  }
+  const session = await ExportSession.open(pool)
   try {
-    await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = ${EXPORT_TIME_LIMIT_MS}`)
-    for await (const chunk of client.query(copyTo(copyStatement(period)))) {
-      // A client that stops reading (yet stays connected) leaves this generator at the yield.
-      const stalled = setTimeout(() => abandon('the FOI export client stopped reading'), STALL_LIMIT_MS)
+    for await (const chunk of session.client.query(copyTo(copyStatement(period)))) {
+      const stopTimer = session.stallTimer()
       try {
         // latin1 maps each byte to one character and back: the text is ASCII, and stays as sent.
         yield (chunk as Buffer).toString('latin1').replaceAll('\n', '\r\n')
       } finally {
-        clearTimeout(stalled)
+        stopTimer()
       }
     }
-    await client.query('ROLLBACK')
-    finished = true
+    session.finish()
   } finally {
-    if (finished && !released) {
-      released = true
-      client.release()
-    } else abandon('the FOI export stopped before its COPY ended')
+    // Reached also when the consumer stops early (the client went away) or the COPY failed.
+    session.abandon('the FOI export stopped before its COPY ended')
   }
 }
 

@@ -55,6 +55,10 @@ async function lockCustodians(admin: pg.Client) {
 async function waitForLockWaiters(admin: pg.Client, database: string, count: number) {
   let waiting = 0
   for (let i = 0; i < 400; i++) {
+    // The admin polls inside the transaction that holds the lock, and pg_stat_activity is read
+    // once per transaction: without clearing, every poll saw the first one's snapshot, and a
+    // request that reached the lock a moment after it was never seen (the flaky "database goes down").
+    await admin.query('SELECT pg_stat_clear_snapshot()')
     const { rows } = await admin.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
       [database],

@@ -1,5 +1,6 @@
 /**
- * Prepared queries for the hot read paths.
+ * Prepared queries and statements for the hot paths: reads by id (`preparedQuery`, from Drizzle's
+ * query builder) and the hand-written writes (`preparedStatement`).
  *
  * Drizzle builds a query's SQL text and its column mapping on every call; for a one-row read that
  * building cost more CPU than everything else in the request (the benchmark's device read went

@@ -49,7 +49,7 @@ export function toDevice(row: DeviceRow): Device {
 }
 
 /** The insert values of a new device, shared by the single create and the CSV import. */
-export function newDeviceValues(input: CreateDeviceInput, actor: string): typeof devices.$inferInsert {
+function newDeviceValues(input: CreateDeviceInput, actor: string): typeof devices.$inferInsert {
   return {
     id: newId(),
     assetTag: input.assetTag,

@@ -65,7 +65,7 @@ export interface FoiRow {
  * Small enough that a batch dies young (5,000 cost more CPU and memory, measured); on PostgreSQL
  * at most two encoded batches wait, on PGlite one (a FETCH each).
  */
-export const BATCH_ROWS = 1000
+const BATCH_ROWS = 1000
 const PGLITE_FETCH = `FETCH ${BATCH_ROWS} FROM foi_export`
 
 /**
@@ -327,7 +327,7 @@ async function* pgliteBatches(client: PGlite, text: string, params: unknown[], e
 export type Encode = (rows: FoiRow[]) => string
 
 /** The period's FOI rows, batch by batch, each batch encoded as soon as it is read. */
-export function foiBatches(database: Database, period: Period, encode: Encode): AsyncGenerator<string> {
+function foiBatches(database: Database, period: Period, encode: Encode): AsyncGenerator<string> {
   const query = dialect.sqlToQuery(foiQuery(period))
   const client = (database.db as unknown as { $client: unknown }).$client
   return database.driver === 'postgres'
@@ -486,7 +486,7 @@ const CSV_OPTIONS = { record_delimiter: '\r\n', eof: true } as const
 export const csvPart: Encode = (rows) => stringifySync(rows.map(csvCells), CSV_OPTIONS)
 
 /** A batch of rows as the JSON array's elements, without the separator before the first. */
-export const jsonPart: Encode = (rows) => rows.map((row) => JSON.stringify(jsonRecord(row))).join(',\n')
+const jsonPart: Encode = (rows) => rows.map((row) => JSON.stringify(jsonRecord(row))).join(',\n')
 
 /** CSV text: the header, then each batch's records (`csvPart`) as one chunk. */
 export function toCsv(parts: AsyncIterable<string>): Readable {
@@ -500,7 +500,7 @@ export function toCsv(parts: AsyncIterable<string>): Readable {
 }
 
 /** A JSON array, each batch's elements (`jsonPart`) as one chunk. */
-export function toJson(parts: AsyncIterable<string>): Readable {
+function toJson(parts: AsyncIterable<string>): Readable {
   return Readable.from(
     (async function* () {
       let first = true

@@ -3,7 +3,7 @@
  * columns leave the database, so no person, device identifier, make, model or free text can leak
  * whatever the encoder does.
  *
- * Rows are streamed in batches from a read-only transaction, so memory stays flat however many
+ * Rows are streamed in batches from one consistent snapshot, so memory stays flat however many
  * rows there are:
  * - PostgreSQL: a client of its own from the pool until the query has sent its last row; the one
  *   statement is read off the socket as rows arrive, the socket paused while the client is behind.
@@ -153,9 +153,10 @@ class StreamedQuery extends pg.Query {
 }
 
 /**
- * A pooled client of its own for one export on PostgreSQL, in a read-only snapshot with the
- * export's statement limit. Once released, the connection is someone else's: it is never paused,
- * resumed or destroyed again.
+ * A pooled client of its own for one export on PostgreSQL, with the export's statement limit. The
+ * export is one statement, which sees one snapshot, so it needs no transaction around it (and so
+ * never leaves one open while the connection goes back). Once released, the connection is someone
+ * else's: it is never paused, resumed or destroyed again.
  */
 class ExportSession {
   released = false
@@ -169,7 +170,7 @@ class ExportSession {
     const client = await pool.connect()
     const session = new ExportSession(client, (client as unknown as { connection: { stream: Duplex } }).connection.stream)
     try {
-      await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = ${EXPORT_TIME_LIMIT_MS}`)
+      await client.query(`SET statement_timeout = ${EXPORT_TIME_LIMIT_MS}`)
     } catch (error) {
       session.abandon('the FOI export could not begin')
       throw error
@@ -177,12 +178,12 @@ class ExportSession {
     return session
   }
 
-  /** The statement has ended, everything it sent is read: the connection goes back. */
+  /** The statement has ended, everything it sent is read: the connection goes back, with the pool's statement limit. */
   finish(): void {
     if (this.released) return
     this.released = true
     this.socket.resume()
-    this.client.query('ROLLBACK').then(
+    this.client.query('RESET statement_timeout').then(
       () => this.client.release(),
       (error: Error) => this.client.release(error),
     )
@@ -404,7 +405,7 @@ function copyStatement(period: Period): string {
   return `COPY (${text}) TO STDOUT WITH (FORMAT csv, HEADER)`
 }
 
-/** The COPY's bytes as CSV text with CRLF line ends, on a client of its own, in a read-only snapshot. */
+/** The COPY's bytes as CSV text with CRLF line ends, on a client of its own. */
 async function* copiedCsv(pool: pg.Pool, period: Period): AsyncGenerator<string> {
   const session = await ExportSession.open(pool)
   try {

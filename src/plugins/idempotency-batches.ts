@@ -2,11 +2,10 @@
  * The idempotency plugin's two writes, batched: every idempotent create claims its key before it
  * runs and stores its response after, so under load these were a third of the service's
  * statements (and commits). Claims waiting at the same time go in one INSERT, responses in one
- * UPDATE. A batch is sent as soon as the previous one of its kind is done, so a lone request waits
- * for nothing and a busy service sends fewer, larger statements (DataLoader does the collecting).
+ * UPDATE (see writeBatcher).
  */
-import DataLoader from 'dataloader'
 import { sql } from 'drizzle-orm'
+import { writeBatcher } from '../db/batches.js'
 import type { Db } from '../db/client.js'
 import { preparedStatement } from '../db/prepared.js'
 
@@ -52,70 +51,37 @@ const updateResponses = preparedStatement(
 
 const idOf = (entry: { caller: string; key: string }) => `${entry.caller}\u0000${entry.key}`
 
-/** DataLoader options for writes: no cache, and the next batch only once the one before is done. */
-function afterPreviousBatch() {
-  let previous: Promise<unknown> = Promise.resolve()
-  return {
-    cache: false,
-    maxBatchSize: 1_000,
-    batchScheduleFn: (dispatch: () => void) => {
-      void previous.finally(() => setImmediate(dispatch))
-    },
-    track<T>(batch: Promise<T>): Promise<T> {
-      previous = batch.catch(() => {})
-      return batch
-    },
-  }
-}
-
 export function idempotencyBatches(db: Db) {
-  const claimOptions = afterPreviousBatch()
   /** Resolves true when this request's claim inserted the key (it may run), false when the key was there. */
-  const claims = new DataLoader<Claim, boolean>(
-    (batch) =>
-      claimOptions.track(
-        (async () => {
-          // One request per key in a statement: a second one for the same key is told the key is
-          // taken (it is, by the first), so it goes on to replay or 409 like any later request.
-          const first = new Map<string, Claim>()
-          for (const claim of batch) if (!first.has(idOf(claim))) first.set(idOf(claim), claim)
-          const unique = [...first.values()]
-          const inserted = await insertClaims(db, {
-            callers: unique.map((c) => c.caller),
-            keys: unique.map((c) => c.key),
-            methods: unique.map((c) => c.method),
-            paths: unique.map((c) => c.path),
-            hashes: unique.map((c) => c.requestHash),
-            created: unique.map((c) => c.createdAt.toISOString()),
-            expires: unique.map((c) => c.expiresAt.toISOString()),
-          })
-          const claimed = new Set(inserted.map(idOf))
-          return batch.map((claim) => first.get(idOf(claim)) === claim && claimed.has(idOf(claim)))
-        })(),
-      ),
-    claimOptions,
-  )
+  const claim = writeBatcher<Claim, boolean>(async (batch) => {
+    // One request per key in a statement: a second one for the same key is told the key is
+    // taken (it is, by the first), so it goes on to replay or 409 like any later request.
+    const first = new Map<string, Claim>()
+    for (const claim of batch) if (!first.has(idOf(claim))) first.set(idOf(claim), claim)
+    const unique = [...first.values()]
+    const inserted = await insertClaims(db, {
+      callers: unique.map((c) => c.caller),
+      keys: unique.map((c) => c.key),
+      methods: unique.map((c) => c.method),
+      paths: unique.map((c) => c.path),
+      hashes: unique.map((c) => c.requestHash),
+      created: unique.map((c) => c.createdAt.toISOString()),
+      expires: unique.map((c) => c.expiresAt.toISOString()),
+    })
+    const claimed = new Set(inserted.map(idOf))
+    return batch.map((claim) => first.get(idOf(claim)) === claim && claimed.has(idOf(claim)))
+  })
 
-  const storeOptions = afterPreviousBatch()
-  const responses = new DataLoader<StoredResponse, void>(
-    (batch) =>
-      storeOptions.track(
-        (async () => {
-          await updateResponses(db, {
-            callers: batch.map((r) => r.caller),
-            keys: batch.map((r) => r.key),
-            statuses: batch.map((r) => r.status),
-            bodies: batch.map((r) => r.body),
-            headers: batch.map((r) => JSON.stringify(r.headers)),
-          })
-          return batch.map(() => undefined)
-        })(),
-      ),
-    storeOptions,
-  )
+  const store = writeBatcher<StoredResponse, void>(async (batch) => {
+    await updateResponses(db, {
+      callers: batch.map((r) => r.caller),
+      keys: batch.map((r) => r.key),
+      statuses: batch.map((r) => r.status),
+      bodies: batch.map((r) => r.body),
+      headers: batch.map((r) => JSON.stringify(r.headers)),
+    })
+    return batch.map(() => undefined)
+  })
 
-  return {
-    claim: (claim: Claim) => claims.load(claim),
-    store: (response: StoredResponse) => responses.load(response),
-  }
+  return { claim, store }
 }

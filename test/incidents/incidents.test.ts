@@ -1,8 +1,10 @@
+import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { newId } from '../../src/db/ids.js'
 import { assignments } from '../../src/db/schema.js'
 import type { Database } from '../../src/db/client.js'
 import { buildTestApp } from '../helpers/app.js'
+import { driverUnderTest } from '../helpers/database.js'
 import { insertCustodian, insertDevice } from '../helpers/fixtures.js'
 import { assertProblem } from '../helpers/problem.js'
 
@@ -516,4 +518,97 @@ t.test('reports racing each other and a return on the same device: one story, wh
   }
   const [counter] = await database.query<{ last_number: number }>('SELECT last_number FROM incident_counters')
   t.equal(counter!.last_number, 6, 'one number per incident, none lost to a refused report')
+})
+
+/**
+ * On PostgreSQL, holds the year's counter row while `start()` sends its requests, so the first
+ * report's statement waits on it and every other report queues behind it; released once the first
+ * is seen waiting and the others have had time to queue. On PGlite (one connection) it just starts.
+ */
+async function withCounterHeld<T>(database: Database, year: number, start: () => Promise<T>): Promise<T> {
+  if (driverUnderTest !== 'postgres') return start()
+  let locked!: () => void
+  let release!: () => void
+  const isLocked = new Promise<void>((resolve) => (locked = resolve))
+  const released = new Promise<void>((resolve) => (release = resolve))
+  const holding = database.db.transaction(async (tx) => {
+    await tx.execute(sql`SELECT 1 FROM incident_counters WHERE year = ${year} FOR UPDATE`)
+    locked()
+    await released
+  })
+  await isLocked
+  const requests = start()
+  for (let i = 0; i < 500; i++) {
+    const [waiting] = await database.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    if (waiting!.n > 0) break
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  release()
+  await holding
+  return requests
+}
+
+t.test('reports arriving together are written together: one statement, each its own number and events', async (t) => {
+  const { app, auth, database } = await buildTestApp(t)
+  const headers = await auth('security')
+  const reportedAt = '2023-06-01T09:00:00Z'
+  const report = (deviceId: string) => app.inject({ method: 'POST', url: '/v1/incidents', headers, payload: reportOf(deviceId, { reportedAt }) })
+  t.equal((await report((await insertDevice(database)).id)).json().reference, 'INC-2023-0001')
+  const assigned = await Promise.all(Array.from({ length: 4 }, () => assignedDevice(database)))
+  const inStock = await Promise.all(Array.from({ length: 4 }, () => insertDevice(database)))
+  const devices = [...assigned.map((a) => a.device), ...inStock]
+
+  const responses = await withCounterHeld(database, 2023, () => Promise.all(devices.map((device) => report(device.id))))
+  t.same(responses.map((r) => r.statusCode), devices.map(() => 201))
+  const incidents = responses.map((r) => r.json())
+  t.same(incidents.map((i) => i.reference).sort(), [2, 3, 4, 5, 6, 7, 8, 9].map((n) => `INC-2023-000${n}`), 'consecutive, after the first')
+  t.same(incidents.map((i) => i.deviceId), devices.map((d) => d.id), 'each answer is its own report')
+  t.same(incidents.map((i) => i.custodianId), [...assigned.map((a) => a.custodian.id), null, null, null, null], 'each its own snapshot')
+
+  const stored = await database.query<{ id: string; reference: string; device_id: string }>('SELECT id, reference, device_id FROM incidents')
+  for (const incident of incidents) {
+    t.ok(stored.some((s) => s.id === incident.id && s.reference === incident.reference && s.device_id === incident.deviceId), `${incident.reference} stored as answered`)
+    const events = await database.query<{ action: string; entity_id: string; after: Record<string, unknown> }>(
+      'SELECT action, entity_id, after FROM audit_events WHERE request_id IS NOT NULL AND (entity_id = $1 OR entity_id = $2) ORDER BY id',
+      [incident.id, incident.deviceId],
+    )
+    t.same(events.map((e) => e.action), ['incident.reported', 'device.reported_lost'], 'its two events, in order')
+    t.same(events[0]!.after, incident, "the incident's event holds the incident as answered, reference and all")
+    t.notOk('reference' in events[1]!.after, "the device's event is the device's")
+  }
+  const assignmentsLeft = await database.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM assignments WHERE returned_at IS NULL OR ended_by IS DISTINCT FROM $1',
+    ['incident'],
+  )
+  t.same(assignmentsLeft, [{ n: 0 }], 'every open assignment ended by its report')
+  if (driverUnderTest === 'postgres') {
+    const [written] = await database.query<{ n: number }>('SELECT count(DISTINCT xmin::text)::int AS n FROM incidents WHERE reference > $1', ['INC-2023-0001'])
+    t.comment(`8 reports written in ${written!.n} statements`)
+    t.ok(written!.n < 8, 'reports that waited together were written in fewer statements than reports')
+  }
+})
+
+t.test("one report's failure in a shared statement is its own: the others are written, no number is lost", async (t) => {
+  const { app, auth, database } = await buildTestApp(t)
+  const headers = await auth('security')
+  const reportedAt = '2023-06-01T09:00:00Z'
+  const report = (deviceId: string) => app.inject({ method: 'POST', url: '/v1/incidents', headers, payload: reportOf(deviceId, { reportedAt }) })
+  const broken = await insertDevice(database)
+  t.equal((await report(broken.id)).statusCode, 201)
+  // Back in stock behind the service's back: its report passes the lifecycle check and fails on
+  // the one-open-incident index, inside whichever statement it shares.
+  await database.query("UPDATE devices SET status = 'in_stock' WHERE id = $1", [broken.id])
+  const devices = await Promise.all(Array.from({ length: 6 }, () => insertDevice(database)))
+  const order = [devices[0]!, devices[1]!, devices[2]!, broken, devices[3]!, devices[4]!, devices[5]!]
+
+  const responses = await withCounterHeld(database, 2023, () => Promise.all(order.map((device) => report(device.id))))
+  t.same(responses.map((r) => r.statusCode), [201, 201, 201, 409, 201, 201, 201])
+  t.equal(assertProblem(t, responses[3]!, 409).errors[0].path, 'body.deviceId')
+  t.same(responses.filter((r) => r.statusCode === 201).map((r) => r.json().reference).sort(), [2, 3, 4, 5, 6, 7].map((n) => `INC-2023-000${n}`))
+  t.same(await database.query('SELECT last_number FROM incident_counters'), [{ last_number: 7 }], 'no number taken by the refused one')
+  t.same(await database.query('SELECT count(*)::int AS n FROM incidents WHERE device_id = $1', [broken.id]), [{ n: 1 }])
+  t.same(await database.query("SELECT count(*)::int AS n FROM audit_events WHERE action = 'incident.reported'"), [{ n: 7 }])
 })

@@ -59,24 +59,23 @@ const asJsonText = (value: unknown) => (value === undefined || value === null ? 
 /**
  * The audit part of a statement as CTEs (`audit_inserted`, `audit_queued`): the events, in order,
  * and a row for each in `audit_unlinked`. Its values are placeholders (`audit_*`) filled by
- * `auditValues`, so a statement that contains it can be prepared. For a write that is one statement
- * doing everything (see reportIncident): `onlyIf` makes the events conditional on what the other
- * parts did; `mergeIntoAfter` merges a jsonb object only the statement knows (a new incident's
- * reference) into the `after` of the n-th change (from 1).
+ * `auditValues`, so a statement that contains it can be prepared. For a statement that makes
+ * several requests' changes at once (see incidents/report-batches.ts), each event row `u` carries
+ * its request's number (`u.request_no`, from 1): `join` can keep only the events of requests whose
+ * change went through, and `after` can compute the stored `after` from `u.after` and what the
+ * statement made (a new incident's reference).
  */
-export function auditEventsCte(options: { onlyIf?: SQL; mergeIntoAfter?: { n: number; value: SQL }[] } = {}): SQL {
-  const merges = (options.mergeIntoAfter ?? []).map(({ n, value }) => sql`WHEN ${sql.raw(String(n))} THEN u.after::jsonb || ${value}`)
-  const after = merges.length > 0 ? sql`CASE u.n ${sql.join(merges, sql` `)} ELSE u.after::jsonb END` : sql`u.after::jsonb`
+export function auditEventsCte(options: { join?: SQL; after?: SQL } = {}): SQL {
   const value = (name: string) => sql.placeholder(`audit_${name}`)
   return sql`
     audit_inserted AS (
       INSERT INTO audit_events (at, actor, action, entity_type, entity_id, request_id, before, after)
-      SELECT ${value('at')}::timestamptz, ${value('actor')}::text, u.action, u.entity_type, u.entity_id,
-             ${value('request_id')}::text, u.before::jsonb, ${after}
-      FROM unnest(${value('actions')}::text[], ${value('entity_types')}::text[], ${value('entity_ids')}::uuid[],
-                  ${value('befores')}::text[], ${value('afters')}::text[])
-           WITH ORDINALITY AS u(action, entity_type, entity_id, before, after, n)
-      ${options.onlyIf ? sql`WHERE ${options.onlyIf}` : sql``}
+      SELECT u.at, u.actor, u.action, u.entity_type, u.entity_id, u.request_id, u.before::jsonb, ${options.after ?? sql`u.after::jsonb`}
+      FROM unnest(${value('ats')}::timestamptz[], ${value('actors')}::text[], ${value('request_ids')}::text[],
+                  ${value('actions')}::text[], ${value('entity_types')}::text[], ${value('entity_ids')}::uuid[],
+                  ${value('befores')}::text[], ${value('afters')}::text[], ${value('request_nos')}::int[])
+           WITH ORDINALITY AS u(at, actor, request_id, action, entity_type, entity_id, before, after, request_no, n)
+      ${options.join ?? sql``}
       ORDER BY u.n
       RETURNING id),
     audit_queued AS (INSERT INTO audit_unlinked (event_id) SELECT id FROM audit_inserted)`
@@ -84,15 +83,23 @@ export function auditEventsCte(options: { onlyIf?: SQL; mergeIntoAfter?: { n: nu
 
 /** The values for `auditEventsCte`'s placeholders: these changes, by the request in `context`. At most 5,000. */
 export function auditValues(context: WriteContext, changes: AuditChange[]): Record<string, unknown> {
+  return auditBatchValues([{ context, changes }])
+}
+
+/** The same for several requests' changes in one statement, request number n (from 1) at index n - 1. */
+export function auditBatchValues(requests: { context: WriteContext; changes: AuditChange[] }[]): Record<string, unknown> {
+  const at = new Date().toISOString()
+  const events = requests.flatMap(({ context, changes }, index) => changes.map((change) => ({ context, change, requestNo: index + 1 })))
   return {
-    audit_at: new Date().toISOString(),
-    audit_actor: context.actor,
-    audit_request_id: context.requestId,
-    audit_actions: changes.map((c) => c.action),
-    audit_entity_types: changes.map((c) => c.entityType),
-    audit_entity_ids: changes.map((c) => c.entityId),
-    audit_befores: changes.map((c) => asJsonText(c.before)),
-    audit_afters: changes.map((c) => asJsonText(c.after)),
+    audit_ats: events.map(() => at),
+    audit_actors: events.map((e) => e.context.actor),
+    audit_request_ids: events.map((e) => e.context.requestId),
+    audit_actions: events.map((e) => e.change.action),
+    audit_entity_types: events.map((e) => e.change.entityType),
+    audit_entity_ids: events.map((e) => e.change.entityId),
+    audit_befores: events.map((e) => asJsonText(e.change.before)),
+    audit_afters: events.map((e) => asJsonText(e.change.after)),
+    audit_request_nos: events.map((e) => e.requestNo),
   }
 }
 

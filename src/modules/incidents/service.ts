@@ -1,20 +1,22 @@
 /**
  * Incidents: a device reported lost or stolen, then recovered or written off (closed).
  *
- * The report is one transaction: the device row is locked, its lifecycle move checked, the device
- * set lost/stolen and its open assignment ended, the incident written with a snapshot of what was
- * true at loss (custodian, device kind, encryption, MDM, classification), and the audit events
- * appended. The reference comes from a per-year counter row incremented in the same transaction,
- * so a failed report rolls its number back and references stay gap-free.
+ * A report checks the device's lifecycle move on a read, then makes the whole change in one
+ * statement shared with whichever reports arrive at the same time (report-batches.ts), on
+ * condition that the device is unchanged since the read: the device set lost/stolen and its open
+ * assignment ended, the incident written with a snapshot of what was true at loss (custodian,
+ * device kind, encryption, MDM, classification), and the audit events appended. The reference
+ * comes from a per-year counter row moved on in that statement, so a failed report takes its
+ * number with it and references stay gap-free.
  *
  * Risk is computed at read time while an incident is open, so `outstanding_30d` follows the clock
  * with nothing to update; at recovery or closure it is frozen (frozen_risk_* columns) as it stood
  * at that moment, and that frozen score is shown from then on.
  */
-import { and, asc, desc, eq, getTableColumns, gte, isNull, lt, or, type SQL, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, gte, isNull, lt, or, type SQL, sql } from 'drizzle-orm'
 import type { DbOrTx } from '../../db/client.js'
 import { newId } from '../../db/ids.js'
-import { preparedQuery, preparedStatement } from '../../db/prepared.js'
+import { preparedQuery } from '../../db/prepared.js'
 import { assignments, devices, incidentNotes, incidents } from '../../db/schema.js'
 import type { WriteContext } from '../../http/context.js'
 import { decodeCursor, toPage } from '../../http/pagination.js'
@@ -22,10 +24,11 @@ import { staleVersion } from '../../http/preconditions.js'
 import { iso } from '../../http/schemas.js'
 import { problems, type ProblemFieldError, registerConstraint } from '../../plugins/problems.js'
 import { ukMidnight } from '../../time/uk.js'
-import { auditEventsCte, auditValues, recordAudit } from '../audit/trail.js'
+import { recordAudit } from '../audit/trail.js'
 import { toAssignment } from '../assignments/service.js'
 import { toDevice } from '../devices/service.js'
 import { transition } from '../devices/lifecycle.js'
+import { writeReport } from './report-batches.js'
 import { computeRisk, type Risk, type RiskFactor, riskLevelSql, riskScoreSql } from './risk.js'
 import type {
   CloseInput,
@@ -109,60 +112,6 @@ function checkNotBefore(errors: ProblemFieldError[], path: string, value: Date |
 
 const parseTime = (value: string | null | undefined): Date | null => (value ? new Date(value) : null)
 
-/**
- * The part of the report statement that takes the next `INC-<year>-<NNNN>` (the UK year reported:
- * New Year falls in GMT, so the UTC year is the UK year), if the device was changed. Its counter
- * row stays locked until commit, so concurrent reports of one year queue here, and a report that
- * fails takes its number with it: no gaps.
- */
-const NEXT_REFERENCE = sql`INSERT INTO incident_counters AS c (year, last_number)
-    SELECT ${sql.placeholder('year')}::int, 1 FROM changed_device
-    ON CONFLICT (year) DO UPDATE SET last_number = c.last_number + 1
-    RETURNING 'INC-' || c.year || '-' || lpad(c.last_number::text, greatest(4, length(c.last_number::text)), '0') AS reference`
-
-/** The incidents table's columns in order. */
-const INCIDENT_COLUMNS = Object.entries(getTableColumns(incidents)).map(([key, column]) => ({ key: key as keyof IncidentRow, column }))
-
-/** `INSERT INTO incidents … SELECT … FROM numbered`: the row (placeholders `incident_*`) with the reference just taken. */
-const INSERT_NUMBERED_INCIDENT = sql`INSERT INTO incidents (${sql.join(
-  INCIDENT_COLUMNS.map(({ column }) => sql.identifier(column.name)),
-  sql`, `,
-)}) SELECT ${sql.join(
-  INCIDENT_COLUMNS.map(({ key, column }) =>
-    key === 'reference' ? sql`numbered.reference` : sql`${sql.placeholder(`incident_${key}`)}::${sql.raw(column.getSQLType())}`,
-  ),
-  sql`, `,
-)} FROM numbered`
-
-const incidentValues = (row: IncidentRow) =>
-  Object.fromEntries(
-    INCIDENT_COLUMNS.map(({ key, column }) => [`incident_${key}`, row[key] === null ? null : column.mapToDriverValue(row[key])]),
-  )
-
-/**
- * A whole report in one statement: the device changed if it still has the version that was read,
- * its open assignment ended, the year's number taken, the incident written, both audit events
- * (the incident's `after` gets its reference merged in). Nothing happens unless the device did.
- */
-const reportStatement = preparedStatement<{ reference: string }>(
-  'incident_report',
-  () => sql`WITH changed_device AS (
-        UPDATE devices SET status = ${sql.placeholder('status')}::device_status, current_custodian_id = NULL,
-                           updated_at = ${sql.placeholder('now')}::timestamptz, version = version + 1
-        WHERE id = ${sql.placeholder('device_id')}::uuid AND version = ${sql.placeholder('device_version')}::int
-        RETURNING id),
-      ended_assignment AS (
-        UPDATE assignments SET returned_at = ${sql.placeholder('returned_at')}::timestamptz, ended_by = 'incident'
-        WHERE id = ${sql.placeholder('assignment_id')}::uuid AND returned_at IS NULL AND EXISTS (SELECT 1 FROM changed_device)),
-      numbered AS (${NEXT_REFERENCE}),
-      created AS (${INSERT_NUMBERED_INCIDENT}),
-      ${auditEventsCte({
-        onlyIf: sql`EXISTS (SELECT 1 FROM numbered)`,
-        mergeIntoAfter: [{ n: 1, value: sql`jsonb_build_object('reference', (SELECT reference FROM numbered))` }],
-      })}
-    SELECT reference FROM numbered`,
-)
-
 /** The device as it stands and its open assignment, if any: what a report is checked against. */
 const deviceWithOpenAssignment = preparedQuery('device_with_open_assignment', (db) =>
   db
@@ -195,17 +144,15 @@ export async function reportIncident(db: DbOrTx, context: WriteContext, input: C
 }
 
 /**
- * One attempt at a report: the device is read and its move checked here, then ONE statement, on
- * its own (autocommitted), makes the whole change — device, its open assignment ended, the year's
- * number, the incident with its snapshot, both audit events — on condition that the device still
- * has the version that was read (assignments change the device's version too). Returns null, with
- * nothing written, when the device had changed in between.
+ * One attempt at a report: the device is read and its move checked here, then one statement,
+ * autocommitted and shared with other reports (writeReport), makes the whole change on condition
+ * that the device still has the version that was read (assignments change the device's version
+ * too). Returns null, with nothing written, when the device had changed in between.
  *
- * Why one statement: the year's counter row is locked from the moment a number is taken until
+ * Why no transaction: the year's counter row is locked from the moment a number is taken until
  * commit, so all reports of a year queue on it. Inside a transaction that lock was also held while
  * Node took the statement's result and sent COMMIT: under load, milliseconds of event-loop delay
- * per report, and the benchmark's creates/s were bounded by exactly that. Alone, the statement
- * holds it for the rest of itself and the commit's WAL flush.
+ * per report, and the benchmark's creates/s were bounded by exactly that.
  */
 async function tryReport(
   db: DbOrTx,
@@ -260,16 +207,13 @@ async function tryReport(
     version: 1,
   }
   const created = toIncident(row, FULL_VIEW, now)
-  const [numbered] = await reportStatement(db, {
-    status,
-    now: now.toISOString(),
-    device_id: device.id,
-    device_version: device.version,
-    returned_at: ended ? ended.returnedAt.toISOString() : null,
-    assignment_id: ended ? ended.id : null,
-    year: reportedAt.getUTCFullYear(),
-    ...incidentValues(row),
-    ...auditValues(context, [
+  const reference = await writeReport(db, {
+    context,
+    incident: row,
+    deviceStatus: status,
+    deviceVersion: device.version,
+    endedAssignment: ended ? { id: ended.id, returnedAt: ended.returnedAt } : null,
+    changes: [
       { action: 'incident.reported', entityType: 'incident', entityId: row.id, after: created },
       {
         action: `device.reported_${input.kind}`,
@@ -279,9 +223,9 @@ async function tryReport(
         // As with a return, the event carries the assignment it ended.
         after: { ...toDevice(deviceAfter), assignment: ended ? toAssignment(ended) : null },
       },
-    ]),
+    ],
   })
-  return numbered ? { ...created, reference: numbered.reference } : null
+  return reference === null ? null : { ...created, reference }
 }
 
 const incidentById = preparedQuery('incident_by_id', (db) =>

@@ -2,10 +2,10 @@
  * The idempotency plugin's two writes, batched: every idempotent create claims its key before it
  * runs and stores its response after, so under load these were a third of the service's
  * statements (and commits). Claims waiting at the same time go in one INSERT, responses in one
- * UPDATE (see writeBatcher).
+ * UPDATE (see batchQueue).
  */
 import { sql } from 'drizzle-orm'
-import { writeBatcher } from '../db/batches.js'
+import { batchQueue } from '../db/batches.js'
 import type { Db } from '../db/client.js'
 import { preparedStatement } from '../db/prepared.js'
 
@@ -53,7 +53,7 @@ const idOf = (entry: { caller: string; key: string }) => `${entry.caller}\u0000$
 
 export function idempotencyBatches(db: Db) {
   /** Resolves true when this request's claim inserted the key (it may run), false when the key was there. */
-  const claim = writeBatcher<Claim, boolean>(async (batch) => {
+  const claim = batchQueue<Claim, boolean>(async (batch) => {
     // One request per key in a statement: a second one for the same key is told the key is
     // taken (it is, by the first), so it goes on to replay or 409 like any later request.
     const first = new Map<string, Claim>()
@@ -72,7 +72,7 @@ export function idempotencyBatches(db: Db) {
     return batch.map((claim) => first.get(idOf(claim)) === claim && claimed.has(idOf(claim)))
   })
 
-  const store = writeBatcher<StoredResponse, void>(async (batch) => {
+  const store = batchQueue<StoredResponse, void>(async (batch) => {
     await updateResponses(db, {
       callers: batch.map((r) => r.caller),
       keys: batch.map((r) => r.key),

@@ -6,7 +6,7 @@
  * the statement's commit has been flushed to disk, so every report of a year queues on it. One at
  * a time, that bounded the service at one report per commit (and a statement, a round trip and a
  * commit of CPU for each). Now each batch takes a block of numbers at once — in the order the
- * reports arrived — and the next batch is sent as soon as this one is done (see writeBatcher).
+ * reports arrived — and the next batch is sent as soon as this one is done (see batchQueue).
  *
  * A report is written only if its device still has the version it was read at (see tryReport in
  * service.ts); one that is not written is answered `null` and tried again from the read. If the
@@ -15,7 +15,7 @@
  */
 import { getTableColumns, sql } from 'drizzle-orm'
 import { PgTransaction } from 'drizzle-orm/pg-core'
-import { writeBatcher } from '../../db/batches.js'
+import { batchQueue, batchQueuePerHandle } from '../../db/batches.js'
 import type { Db, DbOrTx } from '../../db/client.js'
 import { preparedStatement } from '../../db/prepared.js'
 import { type deviceStatus, incidents } from '../../db/schema.js'
@@ -142,7 +142,7 @@ async function writeBatch(db: Db, batch: readonly ReportWrite[]): Promise<(strin
   return batch.map((report) => (references.has(report) ? references.get(report)! : null))
 }
 
-const batchersByHandle = new WeakMap<Db, (report: ReportWrite) => Promise<string | null>>()
+const reportQueue = batchQueuePerHandle((db) => batchQueue<ReportWrite, string | null>((batch) => writeBatch(db, batch)))
 
 /**
  * Writes a report with whichever others are waiting on the same database handle: its reference,
@@ -151,11 +151,5 @@ const batchersByHandle = new WeakMap<Db, (report: ReportWrite) => Promise<string
  */
 export function writeReport(db: DbOrTx, report: ReportWrite): Promise<string | null> {
   if (db instanceof PgTransaction) return writeReports(db, [report]).then(([reference]) => reference!)
-  let write = batchersByHandle.get(db)
-  if (!write) {
-    const root = db
-    write = writeBatcher<ReportWrite, string | null>((batch) => writeBatch(root, batch))
-    batchersByHandle.set(db, write)
-  }
-  return write(report)
+  return reportQueue(db, report)
 }

@@ -14,6 +14,8 @@
  * at that moment, and that frozen score is shown from then on.
  */
 import { and, asc, desc, eq, gte, isNull, lt, or, type SQL, sql } from 'drizzle-orm'
+import { PgTransaction } from 'drizzle-orm/pg-core'
+import { batchQueue, batchQueuePerHandle } from '../../db/batches.js'
 import type { DbOrTx } from '../../db/client.js'
 import { newId } from '../../db/ids.js'
 import { preparedQuery } from '../../db/prepared.js'
@@ -112,14 +114,30 @@ function checkNotBefore(errors: ProblemFieldError[], path: string, value: Date |
 
 const parseTime = (value: string | null | undefined): Date | null => (value ? new Date(value) : null)
 
-/** The device as it stands and its open assignment, if any: what a report is checked against. */
-const deviceWithOpenAssignment = preparedQuery('device_with_open_assignment', (db) =>
+/** Devices as they stand, each with its open assignment if any: what reports are checked against. */
+const devicesWithOpenAssignment = preparedQuery('devices_with_open_assignment', (db) =>
   db
     .select({ device: devices, assignment: assignments })
     .from(devices)
     .leftJoin(assignments, and(eq(assignments.deviceId, devices.id), isNull(assignments.returnedAt)))
-    .where(eq(devices.id, sql.placeholder('id'))),
+    .where(sql`${devices.id} = ANY(${sql.placeholder('ids')}::uuid[])`),
 )
+
+type DeviceWithOpenAssignment = Awaited<ReturnType<typeof devicesWithOpenAssignment>>[number]
+
+/** The reads of reports arriving together, in one statement (see batchQueue); null for no such device. */
+const deviceReadQueue = batchQueuePerHandle((db) =>
+  batchQueue<string, DeviceWithOpenAssignment | null>(async (ids) => {
+    const rows = await devicesWithOpenAssignment(db, { ids: [...new Set(ids)] })
+    const byId = new Map(rows.map((row) => [row.device.id, row]))
+    return ids.map((id) => byId.get(id) ?? null)
+  }),
+)
+
+async function deviceWithOpenAssignment(db: DbOrTx, id: string): Promise<DeviceWithOpenAssignment | null> {
+  if (db instanceof PgTransaction) return (await devicesWithOpenAssignment(db, { ids: [id] }))[0] ?? null
+  return deviceReadQueue(db, id)
+}
 
 /** Reports whose device changed between their read and their write are tried again this often. */
 const REPORT_ATTEMPTS = 5
@@ -162,7 +180,7 @@ async function tryReport(
   reportedAt: Date,
   occurredAt: Date | null,
 ): Promise<Incident | null> {
-  const [found] = await deviceWithOpenAssignment(db, { id: input.deviceId })
+  const found = await deviceWithOpenAssignment(db, input.deviceId)
   if (!found) {
     throw problems.unprocessable(`There is no device ${input.deviceId}.`, [{ path: 'body.deviceId', message: 'names no device' }])
   }

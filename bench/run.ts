@@ -1,8 +1,9 @@
 /**
  * `npm run bench [-- --quick] [-- --dry-run]`: the performance benchmark of issue 9. A tool, not
  * a test: it creates its own database on DATABASE_URL's server (dropped at the end), loads a
- * generated data set (bench/dataset.ts), starts the service in this process on a loopback port,
- * measures it with wrk (bench/wrk.ts) and writes bench/results.json and a table on stdout.
+ * generated data set (bench/dataset.ts), starts the service as `npm start` runs it (compiled, its own
+ * process) on a loopback port, measures it with wrk (bench/wrk.ts) and writes bench/results.json
+ * and a table on stdout.
  *
  * --quick   a tenth of the data and 3-second load runs (a run of about two minutes)
  * --dry-run everything but the load and the measurement loops: a tiny data set, each endpoint
@@ -14,7 +15,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { createServer } from 'node:net'
@@ -25,8 +25,7 @@ import { drizzle } from 'drizzle-orm/node-postgres'
 import { PgDialect } from 'drizzle-orm/pg-core'
 import Fastify from 'fastify'
 import pg from 'pg'
-import { buildApp } from '../src/app.js'
-import { createAuthenticator, type Role, signToken } from '../src/auth/authenticator.js'
+import { type Role, signToken } from '../src/auth/authenticator.js'
 import { loadConfig } from '../src/config.js'
 import { connectPostgres, type Db } from '../src/db/client.js'
 import { runMigrations } from '../src/db/migrate.js'
@@ -200,10 +199,7 @@ async function measureAll(url: string, size: ReturnType<typeof datasetSize>, cle
     statementTimeoutMs: 600_000,
     idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
   })
-  let closeDatabase = true
-  cleanups.push(async () => {
-    if (closeDatabase) await database.close()
-  })
+  cleanups.push(() => database.close())
   const pool = (database.db as unknown as { $client: pg.Pool }).$client
   await runMigrations(database)
 
@@ -226,16 +222,10 @@ async function measureAll(url: string, size: ReturnType<typeof datasetSize>, cle
   out(`  VACUUM ANALYZE: ${Math.round(ms(analyzeStarted))} ms`)
   figure({ name: 'load: rows/s', value: loadedRows / (loadMs / 1000), unit: 'rows/s', target: 'report', note: `${loadedRows} rows in ${Math.round(loadMs)} ms, indexes in place, foreign-key triggers ${foreignKeysChecked ? 'on' : 'off (session_replication_role = replica)'}; VACUUM ANALYZE after: ${Math.round(ms(analyzeStarted))} ms` })
 
-  // ---- the service, in this process, logging (at info, one line per request) to /dev/null
-  const app = await buildApp(config, {
-    database,
-    authenticator: await createAuthenticator(config),
-    logStream: createWriteStream('/dev/null'),
-  })
-  closeDatabase = false // the app owns it now
-  cleanups.push(() => app.close())
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  // ---- the service as `npm start` runs it (compiled, a process of its own), logging at info
+  const service = await spawnServer({ DATABASE_URL: url, LOG_LEVEL: 'info' })
+  cleanups.push(() => service.stop())
+  const base = service.base
   const secret = new TextEncoder().encode(SECRET)
   const token = (role: Role) => signToken(secret, { sub: 'bench', roles: [role], ttl: '2h' })
   const security = await token('security')

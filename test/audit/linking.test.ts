@@ -9,9 +9,10 @@ import path from 'node:path'
 import t from 'tap'
 import { connectPglite, connectPostgres, type Database } from '../../src/db/client.js'
 import { migrationsFolder, runMigrations } from '../../src/db/migrate.js'
-import { eventHash, linkPendingEvents, verifyChain } from '../../src/modules/audit/trail.js'
+import { newId } from '../../src/db/ids.js'
+import { AuditLinker, eventHash, linkPendingEvents, recordAudit, verifyChain } from '../../src/modules/audit/trail.js'
 import { buildTestApp } from '../helpers/app.js'
-import { createEmptyPostgresDatabase, driverUnderTest, postgresUrlFor, testPoolOptions } from '../helpers/database.js'
+import { createEmptyPostgresDatabase, createTestDatabase, driverUnderTest, postgresUrlFor, testPoolOptions } from '../helpers/database.js'
 
 const count = async (database: Database, table: string) =>
   (await database.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`))[0]!.n
@@ -51,6 +52,31 @@ t.test('events are linked soon after their write answers, without anyone reading
   t.equal(await count(database, 'audit_unlinked'), 0)
   const links = await database.query<{ seq: number; event_id: number }>('SELECT seq::int AS seq, event_id::int AS event_id FROM audit_chain ORDER BY seq')
   t.same(links.map((link) => link.seq), [1, 2, 3, 4, 5], 'seq is gap-free')
+})
+
+t.test('after a write the linker runs at most once an interval; a reader of the trail does not wait for it', async (t) => {
+  const database = await createTestDatabase(t)
+  const linker = new AuditLinker(database.db, 60_000)
+  const context = { actor: 'tester', requestId: 'req-linker-test' }
+  const event = (name: string) => ({ action: 'custodian.created', entityType: 'custodian' as const, entityId: newId(), after: { name } })
+
+  await recordAudit(database.db, context, event('first'))
+  await linker.linkSoon()
+  t.equal(await count(database, 'audit_chain'), 1, 'the first run starts at once')
+
+  await recordAudit(database.db, context, event('second'))
+  let soonDone = false
+  const soon = linker.linkSoon().then(() => (soonDone = true))
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(await count(database, 'audit_unlinked'), 1, 'the next one waits for its interval')
+  t.notOk(soonDone)
+
+  await recordAudit(database.db, context, event('third'))
+  await linker.link()
+  t.equal(await count(database, 'audit_chain'), 3, 'link() runs now, and links everything committed')
+  await soon
+  t.ok(soonDone, 'the waiting run was that one')
+  t.same(await verifyChain(database.db), { ok: true, checked: 3, firstBadId: null })
 })
 
 t.test('two instances writing at once on one database: one linear chain, every event once', { skip: driverUnderTest !== 'postgres' && 'PGlite is single-process' }, async (t) => {

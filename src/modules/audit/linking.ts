@@ -22,7 +22,7 @@ export default fp(
     app.decorate('auditLinker', linker)
     // A failure here loses nothing: the events wait in audit_unlinked for the next run.
     const linkSoon = () => {
-      linker.link().catch((error: unknown) => app.log.warn({ err: error }, 'audit events not linked yet; the next run will'))
+      linker.linkSoon().catch((error: unknown) => app.log.warn({ err: error }, 'audit events not linked yet; the next run will'))
     }
     app.addHook('onResponse', async (request, reply) => {
       if (!READS.has(request.method) && reply.statusCode < 400) linkSoon()

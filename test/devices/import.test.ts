@@ -212,6 +212,17 @@ t.test('a bad line after batches were written rolls all of them back', async (t)
 })
 
 /** The import's checks as they were written first: csv-parse, then CreateDeviceBody row by row. */
+t.test('characters outside the BMP survive the file being parsed a slice at a time', async (t) => {
+  const clef = '\u{1D11E}' // two UTF-16 units
+  const models = (shift: number) => Array.from({ length: 1_000 }, (_, i) => (i === 0 ? 'x'.repeat(shift) : '') + clef.repeat(40))
+  // Shifted until a clef's two halves sit either side of the first slice's end (64 Ki units).
+  let shift = 0
+  while (!/[\uD800-\uDBFF]/.test(csv(...models(shift).map((model, i) => row(i + 1, { model })))[65_535]!)) shift++
+  const { rows, errors } = await parseImport(csv(...models(shift).map((model, i) => row(i + 1, { model }))))
+  t.same(errors, [])
+  t.same(rows.model, models(shift), 'every model as written')
+})
+
 function referenceCheck(text: string) {
   const options = { bom: true, info: true, skip_empty_lines: true, relax_column_count: true, trim: true }
   let records: { record: string[]; info: { lines: number } }[]

@@ -24,7 +24,8 @@
  */
 import { randomBytes, randomInt } from 'node:crypto'
 import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
-import { parse } from 'csv-parse/sync'
+import { Readable } from 'node:stream'
+import { parse } from 'csv-parse'
 import { type SQL, sql } from 'drizzle-orm'
 import { v7 } from 'uuid'
 import { z } from 'zod'
@@ -122,37 +123,37 @@ class CellChecker {
 /** The good rows of a file as columns (one array per field), with their line numbers. */
 export type ImportRows = { line: number[] } & { [F in Field]-?: Exclude<CreateDeviceInput[F], undefined>[] }
 
-/** A file's records one at a time: `next()` moves to the next record and says whether there was one. */
-interface Records {
-  record: string[]
-  /** The record's line number, the header being line 1 (empty lines are skipped but counted). */
-  line: number
-  next(): boolean
-}
+/** The file fed to the parser a slice at a time, so that records come out while the rest is parsed. */
+const PARSE_SLICE = 64 * 1024
 
-/** The file's records, or the reason it cannot be read. */
-function readRecords(text: string): Records | ImportError {
-  let parsed: { record: string[]; info: { lines: number } }[]
+/**
+ * The file's records as they are parsed, each with its line number (the header being line 1;
+ * empty lines are skipped but counted). A file that is not CSV ends the records with `unreadable`.
+ */
+async function* readRecords(text: string): AsyncGenerator<{ record: string[]; line: number } | { unreadable: ImportError }> {
+  const slices = function* () {
+    for (let start = 0; start < text.length; ) {
+      let end = Math.min(start + PARSE_SLICE, text.length)
+      // Never between the two halves of a surrogate pair: the parser encodes each slice as UTF-8.
+      if (end < text.length && /[\uD800-\uDBFF]/.test(text[end - 1]!)) end--
+      yield text.slice(start, end)
+      start = end
+    }
+  }
+  const parser = Readable.from(slices()).pipe(
+    parse({ bom: true, info: true, skip_empty_lines: true, relax_column_count: true, trim: true }),
+  )
   try {
-    // With `info`, each record comes with its line number (the typings do not follow the option).
-    parsed = parse(text, { bom: true, info: true, skip_empty_lines: true, relax_column_count: true, trim: true }) as unknown as typeof parsed
+    // With `info`, each record comes with its line number.
+    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+      yield { record, line: info.lines }
+    }
   } catch (error) {
     const line = Number((error as { lines?: unknown }).lines) || 1
-    return { row: line, column: '', message: `is not readable CSV: ${(error as Error).message.slice(0, 200)}` }
+    yield { unreadable: { row: line, column: '', message: `is not readable CSV: ${(error as Error).message.slice(0, 200)}` } }
+  } finally {
+    parser.destroy()
   }
-  let index = -1
-  const records: Records = {
-    record: [],
-    line: 0,
-    next() {
-      const next = parsed[++index]
-      if (!next) return false
-      this.record = next.record
-      this.line = next.info.lines
-      return true
-    },
-  }
-  return records
 }
 
 /** Rows checked between two yields to the event loop: a big file must not stall every other request. */
@@ -174,23 +175,28 @@ export async function parseImport(
   rows: ImportRows = emptyRows(),
   progress?: (errors: number) => void,
 ): Promise<{ rows: ImportRows; errors: ImportError[] }> {
-  const records = readRecords(text)
-  if (!('next' in records)) return { rows, errors: [records] }
-  if (!records.next() || records.record.join(',') !== IMPORT_COLUMNS.join(',')) {
-    return { rows, errors: [{ row: 1, column: '', message: `the header must be exactly: ${IMPORT_COLUMNS.join(',')}` }] }
-  }
   const errors: ImportError[] = []
   const firstTag = new Map<string, number>()
   const firstSerial = new Map<string, number>()
   const checker = new CellChecker()
   const values: unknown[] = new Array(FIELDS.length)
+  const header = IMPORT_COLUMNS.join(',')
+  let headerSeen = false
   let index = 0
-  for (; records.next(); index++) {
+  for await (const next of readRecords(text)) {
+    // An unreadable file gets that one error: what was read of it before says little.
+    if ('unreadable' in next) return { rows, errors: [next.unreadable] }
+    const { record, line } = next
+    if (!headerSeen) {
+      if (record.join(',') !== header) break
+      headerSeen = true
+      continue
+    }
     if (index > 0 && index % ROWS_PER_YIELD === 0) {
       progress?.(errors.length)
       await new Promise((resolve) => setImmediate(resolve))
     }
-    const { record, line } = records
+    index++
     if (record.length !== IMPORT_COLUMNS.length) {
       errors.push({ row: line, column: '', message: `has ${record.length} cells; expected ${IMPORT_COLUMNS.length}` })
       continue
@@ -232,6 +238,7 @@ export async function parseImport(
     rows.line.push(line)
     for (let i = 0; i < FIELDS.length; i++) (rows[FIELDS[i]!.field] as unknown[]).push(values[i])
   }
+  if (!headerSeen) return { rows, errors: [{ row: 1, column: '', message: `the header must be exactly: ${header}` }] }
   if (index === 0) errors.push({ row: 2, column: '', message: 'the file has no devices after the header' })
   return { rows, errors }
 }

@@ -7,10 +7,11 @@
  * it: linking inside meant every write in the service took one lock for the chain's tail and held
  * it until commit, so all writes queued behind each other (the benchmark's incident reports ran at
  * ~200/s, bounded by commit latency). Now a write adds its events and a row in `audit_unlinked`;
- * `linkPendingEvents` — run soon after each write's response (at most every 100 ms), at start-up, and before the trail
- * is read or verified — links whatever has committed, in one transaction under an advisory lock,
- * in `seq` order. The chain order is therefore the order events were linked (commit order, near
- * enough), which is what a chain needs: every event in it once, each link fixed by the one before.
+ * `linkPendingEvents` — run soon after each write's response (at most every 100 ms), at start-up,
+ * and before the trail is read or verified — links whatever has committed, in one transaction
+ * under an advisory lock, in `seq` order. The chain order is therefore the order events were
+ * linked (commit order, near enough), which is what a chain needs: every event in it once, each
+ * link fixed by the one before.
  *
  * Both tables refuse UPDATE, DELETE and TRUNCATE (migrations 0001, 0002); `verifyChain` finds the
  * first event whose content or link no longer matches, or an event left out of the chain.
@@ -70,11 +71,12 @@ export function auditEventsCte(options: { join?: SQL; after?: SQL } = {}): SQL {
   return sql`
     audit_inserted AS (
       INSERT INTO audit_events (at, actor, action, entity_type, entity_id, request_id, before, after)
-      SELECT u.at, u.actor, u.action, u.entity_type, u.entity_id, u.request_id, u.before::jsonb, ${options.after ?? sql`u.after::jsonb`}
-      FROM unnest(${value('ats')}::timestamptz[], ${value('actors')}::text[], ${value('request_ids')}::text[],
+      SELECT ${value('at')}::timestamptz, u.actor, u.action, u.entity_type, u.entity_id, u.request_id, u.before::jsonb,
+             ${options.after ?? sql`u.after::jsonb`}
+      FROM unnest(${value('actors')}::text[], ${value('request_ids')}::text[],
                   ${value('actions')}::text[], ${value('entity_types')}::text[], ${value('entity_ids')}::uuid[],
                   ${value('befores')}::text[], ${value('afters')}::text[], ${value('request_nos')}::int[])
-           WITH ORDINALITY AS u(at, actor, request_id, action, entity_type, entity_id, before, after, request_no, n)
+           WITH ORDINALITY AS u(actor, request_id, action, entity_type, entity_id, before, after, request_no, n)
       ${options.join ?? sql``}
       ORDER BY u.n
       RETURNING id),
@@ -88,10 +90,9 @@ export function auditValues(context: WriteContext, changes: AuditChange[]): Reco
 
 /** The same for several requests' changes in one statement, request number n (from 1) at index n - 1. */
 export function auditBatchValues(requests: { context: WriteContext; changes: AuditChange[] }[]): Record<string, unknown> {
-  const at = new Date().toISOString()
   const events = requests.flatMap(({ context, changes }, index) => changes.map((change) => ({ context, change, requestNo: index + 1 })))
   return {
-    audit_ats: events.map(() => at),
+    audit_at: new Date().toISOString(),
     audit_actors: events.map((e) => e.context.actor),
     audit_request_ids: events.map((e) => e.context.requestId),
     audit_actions: events.map((e) => e.change.action),

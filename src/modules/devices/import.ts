@@ -23,8 +23,8 @@
  *   unique index: the transaction is rolled back, and the lookups name every such line.
  */
 import { randomBytes, randomInt } from 'node:crypto'
-import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
 import { Readable } from 'node:stream'
+import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
 import { parse } from 'csv-parse'
 import { type SQL, sql } from 'drizzle-orm'
 import { v7 } from 'uuid'

@@ -48,7 +48,7 @@ export function toDevice(row: DeviceRow): Device {
   }
 }
 
-/** The insert values of a new device, shared by the single create and the CSV import. */
+/** The insert values of a new device (the CSV import builds its rows in SQL: see import.ts). */
 function newDeviceValues(input: CreateDeviceInput, actor: string): typeof devices.$inferInsert {
   return {
     id: newId(),

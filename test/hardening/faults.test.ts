@@ -17,6 +17,7 @@ import { createMigratedPostgresDatabase, TEST_DATABASE_URL, testPoolOptions } fr
 import { closeAuditGate, installAuditGate, openAuditGate } from '../helpers/audit-gate.js'
 import { assertProblem } from '../helpers/problem.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
+import { onClient, waitForLockWaiters, waitUntil } from '../helpers/wait.js'
 
 const skip = TEST_DATABASE_URL ? false : 'needs TEST_DATABASE_URL: PGlite has no connection to cut'
 if (skip) t.comment(`faults: skipped (${skip})`)
@@ -52,24 +53,6 @@ async function lockCustodians(admin: pg.Client) {
 }
 
 
-async function waitForLockWaiters(admin: pg.Client, database: string, count: number) {
-  let waiting = 0
-  for (let i = 0; i < 400; i++) {
-    // The admin polls inside the transaction that holds the lock, and pg_stat_activity is read
-    // once per transaction: without clearing, every poll saw the first one's snapshot, and a
-    // request that reached the lock a moment after it was never seen (the flaky "database goes down").
-    await admin.query('SELECT pg_stat_clear_snapshot()')
-    const { rows } = await admin.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
-      [database],
-    )
-    waiting = rows[0]!.n
-    if (waiting >= count) return
-    await sleep(10)
-  }
-  throw new Error(`fewer than ${count} requests ever waited on the lock (${waiting})`)
-}
-
 async function terminateAppBackends(admin: pg.Client, database: string): Promise<number> {
   const { rowCount } = await admin.query(
     'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
@@ -102,7 +85,7 @@ t.test('database goes down: 503 with Retry-After, readyz 503, healthz 200; back 
 
   await lockCustodians(admin)
   const inFlight = create('Caught in flight')
-  await waitForLockWaiters(admin, name, 1)
+  await waitForLockWaiters(onClient(admin), name, 1)
   await proxy.down()
   assertUnavailable(t, await inFlight, 'the request in flight gets 503')
   await admin.query('ROLLBACK')
@@ -128,7 +111,7 @@ t.test('pg_terminate_backend mid-request: 503 for the request it hit, the next o
 
   await lockCustodians(admin)
   const inFlight = create('Terminated mid-request')
-  await waitForLockWaiters(admin, name, 1)
+  await waitForLockWaiters(onClient(admin), name, 1)
   const terminated = await terminateAppBackends(admin, name)
   t.ok(terminated >= 1, `terminated ${terminated} backend(s) of the app`)
   await admin.query('ROLLBACK')
@@ -158,7 +141,7 @@ t.test('creates cut off at random points leave the row and its audit event, or n
     t.comment(round)
     await closeAuditGate(admin)
     const burst = Array.from({ length: 20 }, (_, i) => create(`${round} ${i}`))
-    await waitForLockWaiters(admin, name, 10)
+    await waitForLockWaiters(onClient(admin), name, 10)
     await openAuditGate(admin)
     await sleep(5)
     await cut()
@@ -213,7 +196,7 @@ t.test('a connection lost at BEGIN does not leak its pool slot (pool of one)', {
   await app.auditLinker.link() // linked now, not by a run that would take the one connection mid-fault
   proxy.stall()
   const cut = create('BEGIN never answered')
-  await sleep(300)
+  await waitUntil('BEGIN to reach the silent database', () => proxy.dropped > 0)
   await proxy.down()
   assertUnavailable(t, await cut, 'the request whose connection was cut at BEGIN gets 503')
   await proxy.up()

@@ -7,6 +7,7 @@ import { Socket } from 'node:net'
 import t from 'tap'
 import { buildTestApp } from '../helpers/app.js'
 import { assertProblem } from '../helpers/problem.js'
+import { waitUntil } from '../helpers/wait.js'
 
 t.test('security headers on every response; no CORS unless configured', async (t) => {
   const { app, auth } = await buildTestApp(t)
@@ -84,7 +85,7 @@ t.test('with REDIS_URL, two instances share one allowance', { skip: !redisUp && 
 t.test('under pressure: 503 problem with Retry-After, liveness still answers', async (t) => {
   // A 1 MB heap ceiling is always exceeded: the simplest way to put the service under pressure.
   const { app, auth } = await buildTestApp(t, { config: { PRESSURE_MAX_HEAP_MB: '1' } })
-  await new Promise((resolve) => setTimeout(resolve, 600)) // under-pressure samples every 250 ms
+  await waitUntil('the first under-pressure sample', () => app.isUnderPressure())
   const shed = await app.inject({ method: 'GET', url: '/v1/custodians', headers: await auth('security') })
   assertProblem(t, shed, 503)
   t.ok(Number(shed.headers['retry-after']) > 0)

@@ -17,12 +17,15 @@ export interface TcpProxy {
   down(): Promise<void>
   up(): Promise<void>
   stall(): void
+  /** Chunks from the service dropped while stalled: a statement has reached the silent database. */
+  readonly dropped: number
   close(): Promise<void>
 }
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>()
   let stalled = false
+  let dropped = 0
   let server: Server | undefined
   let port = 0
 
@@ -45,6 +48,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     // Forwarded by hand (not pipe) so that `stall()` can drop bytes on the floor.
     client.on('data', (chunk) => {
       if (!stalled) upstream.write(chunk)
+      else dropped++
     })
     upstream.on('data', (chunk) => {
       if (!stalled) client.write(chunk)
@@ -78,6 +82,9 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     get port() {
       return port
     },
+    get dropped() {
+      return dropped
+    },
     get open() {
       return sockets.size / 2
     },
@@ -94,6 +101,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     },
     stall() {
       stalled = true
+      dropped = 0
     },
     close: down,
   }

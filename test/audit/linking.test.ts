@@ -13,6 +13,7 @@ import { newId } from '../../src/db/ids.js'
 import { AuditLinker, eventHash, linkPendingEvents, recordAudit, verifyChain } from '../../src/modules/audit/trail.js'
 import { buildTestApp } from '../helpers/app.js'
 import { createEmptyPostgresDatabase, createTestDatabase, driverUnderTest, postgresUrlFor, testPoolOptions } from '../helpers/database.js'
+import { waitUntil } from '../helpers/wait.js'
 
 const count = async (database: Database, table: string) =>
   (await database.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`))[0]!.n
@@ -45,9 +46,7 @@ t.test('events are linked soon after their write answers, without anyone reading
     t.equal(response.statusCode, 201)
   }
   // No call to link(): each write's response set it off.
-  for (let waited = 0; (await count(database, 'audit_chain')) < 5 && waited < 5_000; waited += 20) {
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+  await waitUntil('the five events to be linked', async () => (await count(database, 'audit_chain')) >= 5)
   t.equal(await count(database, 'audit_chain'), 5)
   t.equal(await count(database, 'audit_unlinked'), 0)
   const links = await database.query<{ seq: number; event_id: number }>('SELECT seq::int AS seq, event_id::int AS event_id FROM audit_chain ORDER BY seq')

@@ -12,6 +12,7 @@ import type { Database } from '../../src/db/client.js'
 import { buildTestApp } from '../helpers/app.js'
 import { driverUnderTest } from '../helpers/database.js'
 import { insertDevice } from '../helpers/fixtures.js'
+import { waitUntil } from '../helpers/wait.js'
 
 const ROWS = driverUnderTest === 'postgres' ? 200_000 : 5_000
 const MB = 1024 * 1024
@@ -121,9 +122,7 @@ t.test('a client that goes away mid-export releases the cursor and its transacti
           `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`,
         ))[0]!.n
       : 0
-  for (let attempt = 0; attempt < 50 && (await openTransactions()) > 0; attempt++) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  await waitUntil('the export to give its connection back', async () => (await openTransactions()) === 0, { intervalMs: 100 })
   t.equal(await openTransactions(), 0, 'no transaction left open')
   const again = await app.inject({ method: 'GET', url: '/v1/exports/foi/lost-stolen?from=2023-01-01&to=2023-01-02', headers: { authorization } })
   t.equal(again.statusCode, 200, 'the next export works')

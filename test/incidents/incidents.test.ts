@@ -7,6 +7,7 @@ import { buildTestApp } from '../helpers/app.js'
 import { driverUnderTest } from '../helpers/database.js'
 import { insertCustodian, insertDevice } from '../helpers/fixtures.js'
 import { assertProblem } from '../helpers/problem.js'
+import { waitForLockWaiters } from '../helpers/wait.js'
 
 const DAY = 24 * 60 * 60 * 1000
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString()
@@ -538,13 +539,8 @@ async function withCounterHeld<T>(database: Database, year: number, start: () =>
   })
   await isLocked
   const requests = start()
-  for (let i = 0; i < 500; i++) {
-    const [waiting] = await database.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    if (waiting!.n > 0) break
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
+  const [{ name }] = (await database.query<{ name: string }>('SELECT current_database() AS name')) as [{ name: string }]
+  await waitForLockWaiters((text, params) => database.query(text, params), name, 1)
   await new Promise((resolve) => setTimeout(resolve, 500))
   release()
   await holding

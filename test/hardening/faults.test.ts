@@ -52,7 +52,6 @@ async function lockCustodians(admin: pg.Client) {
   await admin.query('LOCK TABLE custodians IN ACCESS EXCLUSIVE MODE')
 }
 
-
 async function terminateAppBackends(admin: pg.Client, database: string): Promise<number> {
   const { rowCount } = await admin.query(
     'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',

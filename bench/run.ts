@@ -200,7 +200,7 @@ async function measureAll(url: string, size: ReturnType<typeof datasetSize>, cle
     idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
   })
   cleanups.push(() => database.close())
-  const pool = (database.db as unknown as { $client: pg.Pool }).$client
+  const pool = database.pool
   await runMigrations(database)
 
   // ---- load

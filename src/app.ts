@@ -13,19 +13,26 @@ import type { Database } from './db/client.js'
 import { loggerOptions, RequestLogController } from './logging.js'
 import auditLinking from './modules/audit/linking.js'
 import { auditRoutes } from './modules/audit/routes.js'
+import { assignmentRoutes } from './modules/assignments/routes.js'
+import { assignmentConstraints } from './modules/assignments/service.js'
 import { custodianRoutes } from './modules/custodians/routes.js'
 import { deviceRoutes } from './modules/devices/routes.js'
+import { DEVICE_SERVER_FIELDS } from './modules/devices/schemas.js'
+import { deviceConstraints } from './modules/devices/service.js'
 import { healthRoutes } from './modules/health/routes.js'
 import { incidentRoutes } from './modules/incidents/routes.js'
+import { INCIDENT_SERVER_FIELDS } from './modules/incidents/schemas.js'
+import { incidentConstraints } from './modules/incidents/service.js'
 import { exportRoutes } from './modules/exports/routes.js'
 import { reportRoutes } from './modules/reports/routes.js'
 import { stocktakeRoutes } from './modules/stocktakes/routes.js'
+import { stocktakeConstraints } from './modules/stocktakes/service.js'
 import authPlugin, { type Authenticator } from './plugins/auth.js'
 import databasePlugin from './plugins/database.js'
 import idempotencyPlugin from './plugins/idempotency.js'
 import protectionPlugin from './plugins/protection.js'
 import openapiPlugin from './plugins/openapi.js'
-import problemsPlugin, { problems, sendProblem, toProblem } from './plugins/problems.js'
+import problemsPlugin, { type ProblemRules, problems, sendProblem, toProblem } from './plugins/problems.js'
 
 export interface AppDependencies {
   database: Database
@@ -35,6 +42,12 @@ export interface AppDependencies {
   logStream?: NodeJS.WritableStream
   /** Sees every route as it is added (tests walk them all, e.g. the authorisation table). */
   onRoute?: (route: RouteOptions) => void
+}
+
+/** What each module knows about its own tables and fields, for the problems plugin's error mapping. */
+export const problemRules: ProblemRules = {
+  constraints: { ...assignmentConstraints, ...deviceConstraints, ...incidentConstraints, ...stocktakeConstraints },
+  serverOwnedFields: new Set([...DEVICE_SERVER_FIELDS, ...INCIDENT_SERVER_FIELDS]),
 }
 
 /** A client may name its request (`x-request-id`) if the name is short and plain; else we pick one. */
@@ -70,7 +83,7 @@ export async function buildApp(config: Config, deps: AppDependencies) {
     reply.header('x-request-id', request.id)
   })
 
-  await app.register(problemsPlugin)
+  await app.register(problemsPlugin, problemRules)
   await app.register(databasePlugin, { database: deps.database })
   await app.register(auditLinking)
   await app.register(openapiPlugin)
@@ -83,6 +96,7 @@ export async function buildApp(config: Config, deps: AppDependencies) {
   await app.register(auditRoutes)
   await app.register(custodianRoutes)
   await app.register(deviceRoutes)
+  await app.register(assignmentRoutes)
   await app.register(incidentRoutes)
   await app.register(reportRoutes)
   await app.register(exportRoutes)

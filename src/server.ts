@@ -1,6 +1,6 @@
 /** `npm start`: the service, configured from the environment. */
 import { loadConfig } from './config.js'
-import { failedToStart, startService } from './service.js'
+import { failedToStart, startService } from './process-runner.js'
 
 try {
   await startService(loadConfig())

@@ -10,7 +10,7 @@ import { openDatabase } from '../db/client.js'
 import { runMigrations } from '../db/migrate.js'
 import { STORY_YEAR } from '../demo/dataset.js'
 import { loadDemoData } from '../demo/load.js'
-import { failedToStart, startService } from '../service.js'
+import { failedToStart, startService } from '../process-runner.js'
 
 /**
  * Loads the data set through an app of its own, before the service starts: thousands of requests

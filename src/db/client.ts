@@ -26,8 +26,7 @@ export type Tx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelati
 /** Either a plain handle or an open transaction: what domain functions take. */
 export type DbOrTx = Db | Tx
 
-export interface Database {
-  readonly driver: 'postgres' | 'pglite'
+interface DatabaseBase {
   readonly db: Db
   /** Resolves when the database answers a trivial query; rejects otherwise. */
   ping(): Promise<void>
@@ -35,6 +34,16 @@ export interface Database {
   query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>
   close(): Promise<void>
 }
+
+/**
+ * The database, typed by its driver: only code in `src/db/` looks past `db`, `query` and `ping`
+ * to the pool or the embedded client (streaming, migrations, dumps, dedicated sessions).
+ */
+export type Database =
+  | (DatabaseBase & { readonly driver: 'postgres'; readonly pool: pg.Pool })
+  | (DatabaseBase & { readonly driver: 'pglite'; readonly client: PGlite })
+export type PostgresDatabase = Extract<Database, { driver: 'postgres' }>
+export type PgliteDatabase = Extract<Database, { driver: 'pglite' }>
 
 export interface PostgresOptions {
   url: string
@@ -100,7 +109,7 @@ function guardCheckouts(pool: pg.Pool): void {
   pool.connect = guarded as typeof pool.connect
 }
 
-export function connectPostgres(options: PostgresOptions): Database {
+export function connectPostgres(options: PostgresOptions): PostgresDatabase {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolMax,
@@ -124,6 +133,7 @@ export function connectPostgres(options: PostgresOptions): Database {
   let closed = false
   return {
     driver: 'postgres',
+    pool,
     db,
     async ping() {
       await pool.query('SELECT 1')
@@ -146,7 +156,7 @@ export interface PgliteOptions {
   loadDataDir?: Blob | File
 }
 
-export async function connectPglite(options: PgliteOptions): Promise<Database> {
+export async function connectPglite(options: PgliteOptions): Promise<PgliteDatabase> {
   if (options.dataDir) await mkdir(options.dataDir, { recursive: true })
   const client = await PGlite.create({
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
@@ -156,6 +166,7 @@ export async function connectPglite(options: PgliteOptions): Promise<Database> {
   const db = drizzlePglite(client, { schema }) as unknown as Db
   return {
     driver: 'pglite',
+    client,
     db,
     async ping() {
       await client.query('SELECT 1')

@@ -6,12 +6,10 @@
  * to do. PGlite is single-process, so it needs no lock.
  */
 import { fileURLToPath } from 'node:url'
-import type { PGlite } from '@electric-sql/pglite'
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
-import type { PgliteDatabase } from 'drizzle-orm/pglite'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
-import pg from 'pg'
 import type { Database } from './client.js'
 
 export const migrationsFolder = fileURLToPath(new URL('../../drizzle', import.meta.url))
@@ -22,16 +20,14 @@ const MIGRATION_LOCK_KEY = 727_274_101
 /** `folder` is for tests that stop at an earlier migration; the service always runs them all. */
 export async function runMigrations(database: Database, folder = migrationsFolder): Promise<void> {
   if (database.driver === 'pglite') {
-    const db = database.db as unknown as PgliteDatabase<Record<string, never>> & { $client: PGlite }
-    await migratePglite(db, { migrationsFolder: folder })
+    await migratePglite(drizzlePglite(database.client), { migrationsFolder: folder })
     // PGlite learns the array types (our enums' arrays among them) when it opens; types that the
     // migrations just created must be learnt again, or enum[] parameters are sent malformed.
-    await db.$client.refreshArrayTypes()
+    await database.client.refreshArrayTypes()
     return
   }
   // A dedicated connection: an advisory lock belongs to the session that took it.
-  const pool = (database.db as unknown as { $client: pg.Pool }).$client
-  const client = await pool.connect()
+  const client = await database.pool.connect()
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
     try {

@@ -16,7 +16,7 @@ declare module 'fastify' {
 
 export default fp(
   async function databasePlugin(app: FastifyInstance, options: { database: Database }) {
-    app.decorate('database', options.database)
+    app.decorate<Database>('database', options.database)
     app.decorate('db', options.database.db)
     app.addHook('onClose', async () => {
       await options.database.close()

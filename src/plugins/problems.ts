@@ -11,6 +11,7 @@ import { hasZodFastifySchemaValidationErrors } from '@fastify/type-provider-zod'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { z } from 'zod'
+import { type DatabaseError, databaseErrorOf, isConnectionFailure } from '../db/errors.js'
 
 export interface ProblemFieldError {
   path: string
@@ -100,71 +101,27 @@ export const ProblemSchema = z
   .meta({ id: 'Problem', description: 'An RFC 9457 problem details object.' })
 
 /**
- * Database errors by SQLSTATE. Drizzle wraps driver errors (`DrizzleQueryError`, whose message
- * holds the SQL), so the original is found by walking `cause`.
+ * What a module knows about its own tables, handed to this plugin by app.ts: which constraint
+ * means which field was wrong, and which fields the server sets (a client that sends one is told
+ * so rather than "not allowed").
  */
-interface PgLikeError {
-  code: string
-  constraint?: string
-  detail?: string
+export interface ProblemRules {
+  constraints: Readonly<Record<string, { path: string; message: string }>>
+  serverOwnedFields: ReadonlySet<string>
 }
 
-function findDatabaseError(error: unknown): PgLikeError | undefined {
-  let current: unknown = error
-  for (let depth = 0; depth < 5 && current && typeof current === 'object'; depth++) {
-    const code = (current as { code?: unknown }).code
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return current as PgLikeError
-    current = (current as { cause?: unknown }).cause
-  }
-  return undefined
-}
+const NO_RULES: ProblemRules = { constraints: {}, serverOwnedFields: new Set() }
 
-/** Connection-level failures: the database went away or refused us, not the request's fault. */
-const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'])
-
-/** node-postgres raises these as plain Errors, with no code, so they are known by their message. */
-const UNAVAILABLE_DRIVER_MESSAGES = [
-  /^Connection terminated/, // the socket closed (restart, pg_terminate_backend, network)
-  /^Client was closed and is not queryable/, // e.g. the ROLLBACK after the connection dropped
-  /^Client has encountered a connection error and is not queryable/,
-  /^timeout exceeded when trying to connect/, // the pool's connectionTimeoutMillis
-  /^Connection terminated due to connection timeout/,
-  /^Query read timeout/, // query_timeout: the database stopped answering on an open connection
-  /^Cannot use a pool after calling end on the pool/, // shutting down
-]
-
-function isConnectionFailure(error: unknown): boolean {
-  let current: unknown = error
-  for (let depth = 0; depth < 5 && current && typeof current === 'object'; depth++) {
-    const code = (current as { code?: unknown }).code
-    const message = String((current as { message?: unknown }).message ?? '')
-    if (typeof code === 'string' && UNAVAILABLE_NODE_CODES.has(code)) return true
-    if (UNAVAILABLE_DRIVER_MESSAGES.some((pattern) => pattern.test(message))) return true
-    current = (current as { cause?: unknown }).cause
-  }
-  return false
-}
-
-/**
- * Unique and foreign-key constraints name the field a client got wrong. Modules add their own
- * with `registerConstraint` so that this table stays next to the code that knows the columns.
- */
-const constraintFields = new Map<string, { field: string; message: string }>()
-
-export function registerConstraint(constraint: string, field: string, message: string): void {
-  constraintFields.set(constraint, { field, message })
-}
-
-function problemFromDatabaseError(error: PgLikeError): HttpProblem | undefined {
-  const known = error.constraint ? constraintFields.get(error.constraint) : undefined
+function problemFromDatabaseError(error: DatabaseError, rules: ProblemRules): HttpProblem | undefined {
+  const known = error.constraint ? rules.constraints[error.constraint] : undefined
   switch (error.code) {
     case '23505': // unique_violation
       return problems.conflict(known?.message ?? 'The request conflicts with an existing record.', [
-        { path: known?.field ?? 'body', message: known?.message ?? 'already exists' },
+        { path: known?.path ?? 'body', message: known?.message ?? 'already exists' },
       ])
     case '23503': // foreign_key_violation: an id in the body names nothing
       return problems.unprocessable(known?.message ?? 'The request refers to a record that does not exist.', [
-        { path: known?.field ?? 'body', message: known?.message ?? 'does not exist' },
+        { path: known?.path ?? 'body', message: known?.message ?? 'does not exist' },
       ])
     case '23514': // check_violation: validation should have caught it; still the client's input
     case '22001': // string_data_right_truncation
@@ -204,13 +161,7 @@ const FRAMEWORK_CLIENT_ERRORS: Record<string, { status: number; code: string }> 
   FST_ERR_BAD_URL: { status: 400, code: 'bad-request' },
 }
 
-/** Fields the server owns; a client that sends one is told so rather than "not allowed". */
-const SERVER_OWNED_FIELDS = new Set([
-  'id', 'status', 'version', 'createdAt', 'updatedAt', 'createdBy', 'reference', 'risk', 'icoDeadline',
-  'currentCustodianId', 'lastSeenAt',
-])
-
-function validationProblem(error: FastifyError): HttpProblem {
+function validationProblem(error: FastifyError, rules: ProblemRules): HttpProblem {
   const context = error.validationContext ?? 'body'
   // Every path parameter is a record's id: one that cannot exist names no record.
   if (context === 'params') return problems.notFound('There is no such record (the id in the path is not a valid id).')
@@ -221,7 +172,7 @@ function validationProblem(error: FastifyError): HttpProblem {
     if (issue.keyword === 'unrecognized_keys' && Array.isArray(params.keys)) {
       // One entry per refused field, so the client sees each name.
       for (const key of params.keys) {
-        const message = SERVER_OWNED_FIELDS.has(String(key)) ? 'is set by the server and cannot be given' : 'is not an allowed field'
+        const message = rules.serverOwnedFields.has(String(key)) ? 'is set by the server and cannot be given' : 'is not an allowed field'
         errors.push({ path: `${base}.${String(key)}`, message })
       }
     } else {
@@ -232,18 +183,18 @@ function validationProblem(error: FastifyError): HttpProblem {
 }
 
 /** Turns any thrown value into the problem to send. Exported for tests of the mapping. */
-export function toProblem(error: unknown): HttpProblem | undefined {
+export function toProblem(error: unknown, rules: ProblemRules = NO_RULES): HttpProblem | undefined {
   if (error instanceof HttpProblem) return error
   const fastifyError = error as FastifyError
   if (hasZodFastifySchemaValidationErrors(fastifyError) || Array.isArray(fastifyError?.validation))
-    return validationProblem(fastifyError)
+    return validationProblem(fastifyError, rules)
   const framework = fastifyError?.code ? FRAMEWORK_CLIENT_ERRORS[fastifyError.code] : undefined
   if (framework) return new HttpProblem(framework.status, framework.code, clientMessage(fastifyError))
   if (error instanceof SyntaxError && (error as FastifyError).statusCode === 400)
     return new HttpProblem(400, 'invalid-json', 'The body is not valid JSON.')
-  const database = findDatabaseError(error)
+  const database = databaseErrorOf(error)
   if (database) {
-    const mapped = problemFromDatabaseError(database)
+    const mapped = problemFromDatabaseError(database, rules)
     if (mapped) return mapped
   }
   if (isConnectionFailure(error)) return problems.unavailable('The database is unavailable; retry shortly.')
@@ -266,8 +217,8 @@ export function sendProblem(reply: FastifyReply, problem: HttpProblem): FastifyR
     .send(problem.toBody())
 }
 
-function handleError(this: FastifyInstance, error: unknown, request: FastifyRequest, reply: FastifyReply) {
-  const problem = toProblem(error)
+function handleError(rules: ProblemRules, error: unknown, request: FastifyRequest, reply: FastifyReply) {
+  const problem = toProblem(error, rules)
   if (problem) {
     if (problem.status >= 500) request.log.warn({ err: error }, problem.message)
     return sendProblem(reply, problem)
@@ -280,8 +231,8 @@ function handleError(this: FastifyInstance, error: unknown, request: FastifyRequ
 }
 
 export default fp(
-  async function problemsPlugin(app: FastifyInstance) {
-    app.setErrorHandler(handleError)
+  async function problemsPlugin(app: FastifyInstance, rules: ProblemRules) {
+    app.setErrorHandler((error, request, reply) => handleError(rules, error, request, reply))
     app.setNotFoundHandler((request, reply) =>
       sendProblem(reply, problems.notFound(`There is no route ${request.method} ${request.url.split('?')[0]}.`)),
     )

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { problemRules } from '../../src/app.js'
 import { toProblem } from '../../src/plugins/problems.js'
 import '../../src/modules/assignments/service.js'
 import { buildTestApp } from '../helpers/app.js'
@@ -135,7 +136,7 @@ t.test('the database refuses a second open assignment, and that is a 409', async
   await database.query(insert, [device.id, custodian.id])
   const error = await database.query(insert, [device.id, custodian.id]).then(() => undefined, (e: unknown) => e)
   t.ok(error, 'the second insert fails')
-  const problem = toProblem(error)
+  const problem = toProblem(error, problemRules)
   t.equal(problem?.status, 409)
   t.equal(problem?.errors?.[0]?.path, 'path.id')
 })

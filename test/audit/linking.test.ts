@@ -21,8 +21,8 @@ const count = async (database: Database, table: string) =>
 t.test('a write does not wait for the chain: it commits while a linker holds the chain lock', { skip: driverUnderTest !== 'postgres' && 'PGlite has one connection: nothing runs beside a held transaction' }, async (t) => {
   const { app, auth, database } = await buildTestApp(t)
   const security = await auth('security')
-  const pool = (database.db as unknown as { $client: import('pg').Pool }).$client
-  const holder = await pool.connect()
+  if (database.driver !== 'postgres') throw new Error('PostgreSQL only')
+  const holder = await database.pool.connect()
   t.teardown(() => holder.release())
   await holder.query('BEGIN')
   await holder.query('SELECT pg_advisory_xact_lock(727274201)')

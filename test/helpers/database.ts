@@ -138,8 +138,7 @@ async function migratedPgliteDump(): Promise<Blob> {
   }
   const database = await connectPglite({})
   await runMigrations(database)
-  const client = (database.db as unknown as { $client: PGlite }).$client
-  const dump = await client.dumpDataDir('gzip')
+  const dump = await database.client.dumpDataDir('gzip')
   await database.close()
   const partial = `${file}.${process.pid}.partial`
   await writeFile(partial, Buffer.from(await dump.arrayBuffer()))

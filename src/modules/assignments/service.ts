@@ -11,15 +11,18 @@ import { assignments, custodians, devices } from '../../db/schema.js'
 import type { WriteContext } from '../../http/context.js'
 import { decodeCursor, toPage } from '../../http/pagination.js'
 import { iso } from '../../http/schemas.js'
-import { problems, registerConstraint } from '../../plugins/problems.js'
+import { problems } from '../../plugins/problems.js'
 import { recordAudit } from '../audit/trail.js'
 import { findCustodian } from '../custodians/service.js'
 import { transition } from '../devices/lifecycle.js'
 import { findDevice, lockDevice, toDevice } from '../devices/service.js'
 import type { AssignInput, Assignment, ReturnInput, UnreturnedItem } from './schemas.js'
 
-registerConstraint('assignments_one_open_per_device', 'path.id', 'the device already has an open assignment')
-registerConstraint('assignments_custodian_id_custodians_id_fk', 'body.custodianId', 'no custodian has this id')
+/** The constraints a client's input can break, by the field it got wrong (handed to the problems plugin by app.ts). */
+export const assignmentConstraints = {
+  assignments_one_open_per_device: { path: 'path.id', message: 'the device already has an open assignment' },
+  assignments_custodian_id_custodians_id_fk: { path: 'body.custodianId', message: 'no custodian has this id' },
+}
 
 type AssignmentRow = typeof assignments.$inferSelect
 

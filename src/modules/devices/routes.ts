@@ -4,7 +4,6 @@ import { pageOf } from '../../http/pagination.js'
 import { expectedVersion, IfMatchHeaders, setCreated, setEtag } from '../../http/preconditions.js'
 import { IdParams } from '../../http/schemas.js'
 import { ProblemSchema } from '../../plugins/problems.js'
-import { assignmentRoutes } from '../assignments/routes.js'
 import { deviceImportRoutes } from './import.js'
 import { CreateDeviceBody, DeviceListQuery, DeviceSchema, RetireBody, TimelineItemSchema, TimelineQuery, UpdateDeviceBody } from './schemas.js'
 import { createDevice, getDevice, listDevices, retireDevice, updateDevice } from './service.js'
@@ -120,6 +119,4 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
 
   // Encapsulated: its CSV parser and body limit apply to the import route only.
   await app.register(deviceImportRoutes)
-  // Assignments hang off devices (/v1/devices/{id}/assignment …), so they are registered with them.
-  await app.register(assignmentRoutes)
 }

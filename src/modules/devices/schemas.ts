@@ -166,3 +166,6 @@ export const TimelineItemSchema = z
 export type TimelineItem = z.infer<typeof TimelineItemSchema>
 
 export const TimelineQuery = z.strictObject({ ...PageQuery })
+
+/** Fields of a device that the server sets: a client that sends one is told so (see the problems plugin). */
+export const DEVICE_SERVER_FIELDS = ['id', 'status', 'version', 'createdAt', 'updatedAt', 'createdBy', 'currentCustodianId', 'lastSeenAt']

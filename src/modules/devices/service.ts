@@ -12,14 +12,17 @@ import type { WriteContext } from '../../http/context.js'
 import { decodeCursor, toPage } from '../../http/pagination.js'
 import { staleVersion } from '../../http/preconditions.js'
 import { iso } from '../../http/schemas.js'
-import { problems, registerConstraint } from '../../plugins/problems.js'
+import { problems } from '../../plugins/problems.js'
 import { recordAudit } from '../audit/trail.js'
 import { likeEscape } from '../custodians/service.js'
 import { transition } from './lifecycle.js'
 import type { CreateDeviceInput, Device, UpdateDeviceInput } from './schemas.js'
 
-registerConstraint('devices_asset_tag_key', 'body.assetTag', 'a device with this asset tag is already registered')
-registerConstraint('devices_serial_number_key', 'body.serialNumber', 'a device with this serial number is already registered')
+/** The constraints a client's input can break, by the field it got wrong (handed to the problems plugin by app.ts). */
+export const deviceConstraints = {
+  devices_asset_tag_key: { path: 'body.assetTag', message: 'a device with this asset tag is already registered' },
+  devices_serial_number_key: { path: 'body.serialNumber', message: 'a device with this serial number is already registered' },
+}
 
 export type DeviceRow = typeof devices.$inferSelect
 

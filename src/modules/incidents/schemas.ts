@@ -127,3 +127,6 @@ export type UpdateIncidentInput = z.infer<typeof UpdateIncidentBody>
 export type RecoveryInput = z.infer<typeof RecoveryBody>
 export type CloseInput = z.infer<typeof CloseBody>
 export type IncidentListFilter = z.infer<typeof IncidentListQuery>
+
+/** Fields of an incident that the server sets: a client that sends one is told so (see the problems plugin). */
+export const INCIDENT_SERVER_FIELDS = ['id', 'status', 'version', 'createdAt', 'updatedAt', 'createdBy', 'reference', 'risk', 'icoDeadline']

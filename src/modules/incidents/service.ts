@@ -24,7 +24,7 @@ import type { WriteContext } from '../../http/context.js'
 import { decodeCursor, toPage } from '../../http/pagination.js'
 import { staleVersion } from '../../http/preconditions.js'
 import { iso } from '../../http/schemas.js'
-import { problems, type ProblemFieldError, registerConstraint } from '../../plugins/problems.js'
+import { problems, type ProblemFieldError } from '../../plugins/problems.js'
 import { ukMidnight } from '../../time/uk.js'
 import { recordAudit } from '../audit/trail.js'
 import { toAssignment } from '../assignments/service.js'
@@ -42,7 +42,10 @@ import type {
   UpdateIncidentInput,
 } from './schemas.js'
 
-registerConstraint('incidents_one_open_per_device', 'body.deviceId', 'the device already has an open incident')
+/** The constraints a client's input can break, by the field it got wrong (handed to the problems plugin by app.ts). */
+export const incidentConstraints = {
+  incidents_one_open_per_device: { path: 'body.deviceId', message: 'the device already has an open incident' },
+}
 
 type IncidentRow = typeof incidents.$inferSelect
 type NoteRow = typeof incidentNotes.$inferSelect

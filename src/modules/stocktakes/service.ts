@@ -13,12 +13,15 @@ import { custodians, stocktakes } from '../../db/schema.js'
 import type { WriteContext } from '../../http/context.js'
 import { decodeCursor, encodeCursor } from '../../http/pagination.js'
 import { iso } from '../../http/schemas.js'
-import { problems, registerConstraint } from '../../plugins/problems.js'
+import { problems } from '../../plugins/problems.js'
 import { recordAudit } from '../audit/trail.js'
 import { computeDiscrepancies, discrepancyDocumentSql, frozenCounts, isoText, liveCounts } from './discrepancies.js'
 import type { Counts, CreateStocktakeInput, DeviceEntryBody, Discrepancies, ScanBatch, ScanReceiptBody, Stocktake } from './schemas.js'
 
-registerConstraint('stocktakes_scope_custodian_id_custodians_id_fk', 'body.scope.custodianId', 'is not a known custodian')
+/** The constraints a client's input can break, by the field it got wrong (handed to the problems plugin by app.ts). */
+export const stocktakeConstraints = {
+  stocktakes_scope_custodian_id_custodians_id_fk: { path: 'body.scope.custodianId', message: 'is not a known custodian' },
+}
 
 /** Every column but the frozen document, which can be large and is read only when asked for. */
 const summaryColumns = {

@@ -1,19 +1,25 @@
 /**
- * Statements shared by concurrent requests (DataLoader does the collecting): a batch is sent as
- * soon as the previous one of its kind is done, so a lone request waits for nothing and a busy
- * service sends fewer, larger statements — one round trip, and for a write one commit, for many
- * requests. Under load most of a request's cost was per statement (a round trip, a parse, for a
- * write a commit), not the rows it touched.
+ * Work shared by concurrent requests: a batch is sent as soon as the previous one of its kind is
+ * done, so a lone request waits for nothing and a busy service sends fewer, larger statements —
+ * one round trip, and for a write one commit, for many requests. Under load most of a request's
+ * cost was per statement (a round trip, a parse, for a write a commit), not the rows it touched.
+ *
+ * Modules name their batches (`batched`, `batchedTransaction`); the queues are kept here, one
+ * per database handle, so each app (and each test's app) has its own. Inside a transaction there
+ * is nothing to share: the item runs alone, on the transaction's connection.
  */
 import DataLoader from 'dataloader'
-import type { Db } from './client.js'
+import { PgTransaction } from 'drizzle-orm/pg-core'
+import type { Db, DbOrTx, Tx } from './client.js'
+
+/** Answers each item of a batch in order, with an Error for an item that failed on its own. */
+export type BatchRun<Item, Result> = (db: DbOrTx, batch: readonly Item[]) => Promise<(Result | Error)[]>
 
 /**
  * Calls that arrive while a batch runs go together in the next one. No cache: every call is a
- * read or write of its own. `run` answers each item in order, with an Error for an item that
- * failed on its own (that call rejects with it).
+ * read or write of its own.
  */
-export function batchQueue<Item, Result>(run: (batch: readonly Item[]) => Promise<(Result | Error)[]>, maxBatchSize = 1_000) {
+function batchQueue<Item, Result>(run: (batch: readonly Item[]) => Promise<(Result | Error)[]>, maxBatchSize: number) {
   let previous: Promise<unknown> = Promise.resolve()
   const loader = new DataLoader<Item, Result>(
     (batch) => {
@@ -32,15 +38,65 @@ export function batchQueue<Item, Result>(run: (batch: readonly Item[]) => Promis
   return (item: Item) => loader.load(item)
 }
 
-/** One batch queue per database handle (each app has its own), made on first use. */
-export function batchQueuePerHandle<Item, Result>(make: (db: Db) => (item: Item) => Promise<Result>): (db: Db, item: Item) => Promise<Result> {
-  const byHandle = new WeakMap<Db, (item: Item) => Promise<Result>>()
-  return (db, item) => {
-    let queue = byHandle.get(db)
-    if (!queue) {
-      queue = make(db)
-      byHandle.set(db, queue)
+interface Queue {
+  run: BatchRun<never, unknown>
+  enqueue: (item: unknown) => Promise<unknown>
+}
+
+const queuesByHandle = new WeakMap<Db, Map<string, Queue>>()
+
+/**
+ * `(db, item) => result`, where items sent on the same handle while a batch of `name` runs are
+ * answered together by one call of `run`. A name belongs to one `run`.
+ */
+export function batched<Item, Result>(name: string, run: BatchRun<Item, Result>, maxBatchSize = 1_000): (db: DbOrTx, item: Item) => Promise<Result> {
+  return async (db, item) => {
+    if (db instanceof PgTransaction) {
+      const [result] = await run(db, [item])
+      if (result instanceof Error) throw result
+      return result as Result
     }
-    return queue(item)
+    let queues = queuesByHandle.get(db)
+    if (!queues) queuesByHandle.set(db, (queues = new Map()))
+    let queue = queues.get(name)
+    if (!queue) {
+      queue = { run: run as BatchRun<never, unknown>, enqueue: batchQueue((batch) => run(db, batch as Item[]), maxBatchSize) as Queue['enqueue'] }
+      queues.set(name, queue)
+    } else if (queue.run !== run) {
+      throw new Error(`two different batches are named ${name}`)
+    }
+    return queue.enqueue(item) as Promise<Result>
   }
+}
+
+/**
+ * A batch whose work is one transaction for all its items: `work` answers each item (an Error
+ * for one refused on its own, with nothing of it written). Should the transaction fail as a whole,
+ * each item is tried again in a transaction of its own, so one item's error (a constraint, say) is
+ * its own and no one else's.
+ */
+export function batchedTransaction<Item, Result>(
+  name: string,
+  work: (tx: Tx, batch: readonly Item[]) => Promise<(Result | Error)[]>,
+  maxBatchSize = 1_000,
+): (db: DbOrTx, item: Item) => Promise<Result> {
+  const alone = (db: DbOrTx, item: Item) =>
+    db.transaction((tx) => work(tx, [item])).then(
+      ([result]) => result!,
+      (error: Error) => error,
+    )
+  return batched<Item, Result>(
+    name,
+    async (db, batch) => {
+      if (batch.length === 1) return [await alone(db, batch[0]!)]
+      try {
+        return await db.transaction((tx) => work(tx, batch))
+      } catch {
+        const results: (Result | Error)[] = []
+        for (const item of batch) results.push(await alone(db, item))
+        return results
+      }
+    },
+    maxBatchSize,
+  )
 }

@@ -23,7 +23,7 @@ import stringify from 'safe-stable-stringify'
 import { z } from 'zod'
 import { idempotencyKeys } from '../db/schema.js'
 import { callerOf } from './auth.js'
-import { idempotencyBatches } from './idempotency-batches.js'
+import { claimKey, storeResponse } from './idempotency-batches.js'
 import { problems } from './problems.js'
 
 declare module 'fastify' {
@@ -33,9 +33,6 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     idempotencyClaim: { caller: string; key: string } | null
-  }
-  interface FastifyInstance {
-    idempotencyBatches: ReturnType<typeof idempotencyBatches>
   }
 }
 
@@ -82,7 +79,7 @@ async function claim(app: FastifyInstance, request: FastifyRequest, reply: Fasti
     expiresAt: new Date(now + KEY_TTL_MS),
   }
   const thisKey = and(eq(idempotencyKeys.caller, caller), eq(idempotencyKeys.key, key))
-  const inserted = await app.idempotencyBatches.claim({ caller, key, ...fresh })
+  const inserted = await claimKey(app.db, { caller, key, ...fresh })
   // An expired key, or a claim whose request died, is taken over in one UPDATE: of several
   // requests that find it so, the row lock lets exactly one through.
   const claimed =
@@ -147,42 +144,50 @@ async function store(app: FastifyInstance, request: FastifyRequest, reply: Fasti
       const value = reply.getHeader(name)
       if (value !== undefined) headers[name] = String(value)
     }
-    await app.idempotencyBatches.store({ caller: claimed.caller, key: claimed.key, status: reply.statusCode, body: payload, headers })
+    await storeResponse(app.db, { caller: claimed.caller, key: claimed.key, status: reply.statusCode, body: payload, headers })
   } catch (error) {
     // The response itself stands; a retry will find the key in flight, then abandoned, then free.
     request.log.error({ err: error }, 'could not store the idempotent response')
   }
 }
 
+/** A route's hooks of one kind, as an array (a route may give none, one, or several). */
+function hooksOf<T>(hooks: T | T[] | undefined): T[] {
+  if (hooks === undefined) return []
+  return Array.isArray(hooks) ? hooks : [hooks]
+}
+
 export default fp(
   async function idempotencyPlugin(app: FastifyInstance) {
     app.decorateRequest('idempotencyClaim', null)
-    app.decorate('idempotencyBatches', idempotencyBatches(app.db))
-
-    app.addHook('onRoute', (route: RouteOptions) => {
-      if (!route.config?.idempotent) return
-      const schema = (route.schema ??= {}) as Record<string, unknown>
-      schema.headers = schema.headers instanceof z.ZodObject ? schema.headers.extend(IdempotencyHeaders.shape) : (schema.headers ?? IdempotencyHeaders)
-    })
-
-    app.addHook('preHandler', async (request, reply) => {
-      if (!request.routeOptions.config.idempotent) return
-      if (await claim(app, request, reply)) return reply
-    })
-
-    app.addHook('onSend', async (request, reply, payload) => {
-      await store(app, request, reply, payload)
-      return payload
-    })
 
     // Expired keys are swept now and then, not on every request.
     let requestsSinceSweep = 0
-    app.addHook('onResponse', async (request) => {
-      if (!request.routeOptions.config.idempotent || ++requestsSinceSweep < 500) return
+    const claimHook = async (request: FastifyRequest, reply: FastifyReply) => {
+      if (await claim(app, request, reply)) return reply
+    }
+    const storeHook = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+      await store(app, request, reply, payload)
+      return payload
+    }
+    const sweepHook = async (request: FastifyRequest) => {
+      if (++requestsSinceSweep < 500) return
       requestsSinceSweep = 0
       await app.db.delete(idempotencyKeys).where(lt(idempotencyKeys.expiresAt, sql`now()`)).catch((error: unknown) => {
         request.log.warn({ err: error }, 'sweeping expired idempotency keys failed')
       })
+    }
+
+    // The hooks go on the routes that opt in, not on every request. Appended to each route's own,
+    // they run after the hooks the route already has from the plugins before this one: the rate
+    // limit answers before a key is claimed, like the other refusals that come before the route.
+    app.addHook('onRoute', (route: RouteOptions) => {
+      if (!route.config?.idempotent) return
+      const schema = (route.schema ??= {}) as Record<string, unknown>
+      schema.headers = schema.headers instanceof z.ZodObject ? schema.headers.extend(IdempotencyHeaders.shape) : (schema.headers ?? IdempotencyHeaders)
+      route.preHandler = [...hooksOf(route.preHandler), claimHook]
+      route.onSend = [...hooksOf(route.onSend), storeHook]
+      route.onResponse = [...hooksOf(route.onResponse), sweepHook]
     })
   },
   { name: 'idempotency', dependencies: ['database', 'auth', 'problems'] },

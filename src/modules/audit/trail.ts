@@ -5,9 +5,8 @@
  * Events form a SHA-256 hash chain (`audit_chain`): each link's `hash` covers its event's content
  * and the previous link's hash. An event is linked just after its transaction commits, not inside
  * it: linking inside meant every write in the service took one lock for the chain's tail and held
- * it until commit, so all writes queued behind each other (the benchmark's incident reports ran at
- * ~200/s, bounded by commit latency). Now a write adds its events and a row in `audit_unlinked`;
- * `linkPendingEvents` — run soon after each write's response (at most every 100 ms), at start-up,
+ * it until commit, so all writes queued behind each other. Now a write adds its events and a row
+ * in `audit_unlinked`; `linkPendingEvents` — run soon after each write's response (at most every 100 ms), at start-up,
  * and before the trail is read or verified — links whatever has committed, in one transaction
  * under an advisory lock, in `seq` order. The chain order is therefore the order events were
  * linked (commit order, near enough), which is what a chain needs: every event in it once, each
@@ -20,6 +19,7 @@ import { createHash } from 'node:crypto'
 import { asc, eq, gt, type SQL, sql } from 'drizzle-orm'
 import stringify from 'safe-stable-stringify'
 import { type Db, type DbOrTx, rowsOf } from '../../db/client.js'
+import { batched } from '../../db/batches.js'
 import { preparedStatement } from '../../db/prepared.js'
 import { auditChain, auditEvents, auditUnlinked } from '../../db/schema.js'
 import type { WriteContext } from '../../http/context.js'
@@ -57,63 +57,66 @@ export function eventHash(content: HashedContent): string {
 
 const asJsonText = (value: unknown) => (value === undefined || value === null ? null : JSON.stringify(value))
 
+/** The columns an event is written with, in the order `auditEventsFrom` takes them. */
+export const AUDIT_EVENT_COLUMNS = sql.raw('at, actor, action, entity_type, entity_id, request_id, before, after')
+
 /**
- * The audit part of a statement as CTEs (`audit_inserted`, `audit_queued`): the events, in order,
- * and a row for each in `audit_unlinked`. Its values are placeholders (`audit_*`) filled by
- * `auditValues`, so a statement that contains it can be prepared. For a statement that makes
- * several requests' changes at once (see incidents/report-batches.ts), each event row `u` carries
- * its request's number (`u.request_no`, from 1): `join` can keep only the events of requests whose
- * change went through, and `after` can compute the stored `after` from `u.after` and what the
- * statement made (a new incident's reference).
+ * The one place events are written: CTEs (`audit_inserted`, `audit_queued`) that insert the rows
+ * of `events` — a SELECT of AUDIT_EVENT_COLUMNS, in the order the events happened — and queue
+ * each for linking. A statement that makes a change can carry its events this way (the import
+ * builds each `after` in SQL from the rows it inserts); everything else calls recordAudit.
+ *
+ * Because an event is written in the transaction of its change, it is also that change's outbox
+ * entry: whatever must follow a committed change (linking today, notifications next) reads the
+ * events, and a rolled-back change has none.
  */
-export function auditEventsCte(options: { join?: SQL; after?: SQL } = {}): SQL {
-  const value = (name: string) => sql.placeholder(`audit_${name}`)
+export function auditEventsFrom(events: SQL): SQL {
   return sql`
-    audit_inserted AS (
-      INSERT INTO audit_events (at, actor, action, entity_type, entity_id, request_id, before, after)
-      SELECT ${value('at')}::timestamptz, u.actor, u.action, u.entity_type, u.entity_id, u.request_id, u.before::jsonb,
-             ${options.after ?? sql`u.after::jsonb`}
-      FROM unnest(${value('actors')}::text[], ${value('request_ids')}::text[],
-                  ${value('actions')}::text[], ${value('entity_types')}::text[], ${value('entity_ids')}::uuid[],
-                  ${value('befores')}::text[], ${value('afters')}::text[], ${value('request_nos')}::int[])
-           WITH ORDINALITY AS u(actor, request_id, action, entity_type, entity_id, before, after, request_no, n)
-      ${options.join ?? sql``}
-      ORDER BY u.n
-      RETURNING id),
+    audit_inserted AS (INSERT INTO audit_events (${AUDIT_EVENT_COLUMNS}) ${events} RETURNING id),
     audit_queued AS (INSERT INTO audit_unlinked (event_id) SELECT id FROM audit_inserted)`
 }
 
-/** The values for `auditEventsCte`'s placeholders: these changes, by the request in `context`. At most 5,000. */
-export function auditValues(context: WriteContext, changes: AuditChange[]): Record<string, unknown> {
-  return auditBatchValues([{ context, changes }])
-}
+const value = (name: string) => sql.placeholder(name)
 
-/** The same for several requests' changes in one statement, request number n (from 1) at index n - 1. */
-export function auditBatchValues(requests: { context: WriteContext; changes: AuditChange[] }[]): Record<string, unknown> {
-  const events = requests.flatMap(({ context, changes }, index) => changes.map((change) => ({ context, change, requestNo: index + 1 })))
-  return {
-    audit_at: new Date().toISOString(),
-    audit_actors: events.map((e) => e.context.actor),
-    audit_request_ids: events.map((e) => e.context.requestId),
-    audit_actions: events.map((e) => e.change.action),
-    audit_entity_types: events.map((e) => e.change.entityType),
-    audit_entity_ids: events.map((e) => e.change.entityId),
-    audit_befores: events.map((e) => asJsonText(e.change.before)),
-    audit_afters: events.map((e) => asJsonText(e.change.after)),
-    audit_request_nos: events.map((e) => e.requestNo),
-  }
-}
-
-const insertAuditEvents = preparedStatement('audit_record', () => sql`WITH ${auditEventsCte()} SELECT 1`)
+/** The events as arrays, one element per event (unnest keeps their order). */
+const insertAuditEvents = preparedStatement(
+  'audit_record',
+  () => sql`WITH ${auditEventsFrom(sql`
+      SELECT ${value('at')}::timestamptz, u.actor, u.action, u.entity_type, u.entity_id, u.request_id, u.before::jsonb, u.after::jsonb
+      FROM unnest(${value('actors')}::text[], ${value('actions')}::text[], ${value('entity_types')}::text[],
+                  ${value('entity_ids')}::uuid[], ${value('request_ids')}::text[], ${value('befores')}::text[], ${value('afters')}::text[])
+           WITH ORDINALITY AS u(actor, action, entity_type, entity_id, request_id, before, after, n)
+      ORDER BY u.n`)} SELECT 1`,
+)
 
 /**
  * Appends events (in order) for changes made in transaction `tx` by the request in `context`, and
- * queues them for linking. One statement per 5,000 events, the columns sent as arrays (unnest).
+ * queues them for linking.
  */
-export async function recordAudit(tx: DbOrTx, context: WriteContext, changes: AuditChange | AuditChange[]): Promise<void> {
-  const list = Array.isArray(changes) ? changes : [changes]
-  for (let start = 0; start < list.length; start += BATCH) {
-    await insertAuditEvents(tx, auditValues(context, list.slice(start, start + BATCH)))
+export function recordAudit(tx: DbOrTx, context: WriteContext, changes: AuditChange | AuditChange[]): Promise<void> {
+  return recordAuditOf(tx, [{ context, changes: Array.isArray(changes) ? changes : [changes] }])
+}
+
+/**
+ * The same for the changes of several requests made in one transaction (incident reports that
+ * arrive together), each event with its own request's actor and id. One statement per 5,000
+ * events, the columns sent as arrays.
+ */
+export async function recordAuditOf(tx: DbOrTx, requests: readonly { context: WriteContext; changes: readonly AuditChange[] }[]): Promise<void> {
+  const events = requests.flatMap(({ context, changes }) => changes.map((change) => ({ context, change })))
+  const at = new Date().toISOString()
+  for (let start = 0; start < events.length; start += BATCH) {
+    const batch = events.slice(start, start + BATCH)
+    await insertAuditEvents(tx, {
+      at,
+      actors: batch.map((e) => e.context.actor),
+      actions: batch.map((e) => e.change.action),
+      entity_types: batch.map((e) => e.change.entityType),
+      entity_ids: batch.map((e) => e.change.entityId),
+      request_ids: batch.map((e) => e.context.requestId),
+      befores: batch.map((e) => asJsonText(e.change.before)),
+      afters: batch.map((e) => asJsonText(e.change.after)),
+    })
   }
 }
 
@@ -174,62 +177,55 @@ export async function linkPendingEvents(db: Db): Promise<number> {
   })
 }
 
+/** Calls that arrive while a run is under way share the next run, which starts after theirs committed. */
+const linkRun = batched<'link', void>('audit-links', async (db, batch) => {
+  await linkPendingEvents(db as Db)
+  return batch.map(() => undefined)
+})
+
 /**
- * Runs `linkPendingEvents` for one process: calls that arrive while a run is under way share the
- * next run (which starts after theirs committed), so a burst of writes costs a run or two, not one
- * each. `link()` resolves once everything committed before the call is linked.
+ * Runs `linkPendingEvents` for one app: `link()` resolves once everything committed before the
+ * call is linked, so a burst of writes costs a run or two, not one each.
  *
  * After a write, `linkSoon()` starts a run at most once per `minIntervalMs`: a run is six round
- * trips whatever it links, and under the benchmark's creates back-to-back runs were over half the
- * statements the service sent. Events are then linked within that interval; a reader of the
- * trail calls `link()`, which does not wait for it.
+ * trips whatever it links, and back-to-back runs would be most of what a busy service sends.
+ * Events are then linked within that interval; a reader of the trail calls `link()`, which does
+ * not wait for the interval (and takes the waiting run with it).
  */
 export class AuditLinker {
-  private last: Promise<unknown> = Promise.resolve()
-  private waiting: Promise<void> | null = null
-  private urgent = false
-  private hurry: (() => void) | null = null
-  private lastStarted = 0
+  private soon: Promise<void> | undefined
+  private hurry: (() => void) | undefined
+  private lastStarted = -Infinity
 
   constructor(
-    private readonly db: Db,
+    readonly db: Db,
     private readonly minIntervalMs = 100,
   ) {}
 
   link(): Promise<void> {
-    this.urgent = true
     this.hurry?.()
-    return this.schedule()
+    return this.runNow()
   }
 
   linkSoon(): Promise<void> {
-    return this.schedule()
+    if (this.soon) return this.soon
+    const wait = this.lastStarted + this.minIntervalMs - Date.now()
+    if (wait <= 0) return this.runNow()
+    this.soon = new Promise<void>((resolve) => {
+      const start = () => {
+        clearTimeout(timer)
+        this.soon = this.hurry = undefined
+        resolve(this.runNow())
+      }
+      const timer = setTimeout(start, wait)
+      this.hurry = start
+    })
+    return this.soon
   }
 
-  private schedule(): Promise<void> {
-    if (this.waiting) return this.waiting
-    const run = this.last
-      .catch(() => {})
-      .then(async () => {
-        const wait = this.lastStarted + this.minIntervalMs - Date.now()
-        if (!this.urgent && wait > 0) {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, wait)
-            this.hurry = () => {
-              clearTimeout(timer)
-              resolve()
-            }
-          })
-        }
-        this.hurry = null
-        this.urgent = false
-        this.waiting = null
-        this.lastStarted = Date.now()
-        await linkPendingEvents(this.db)
-      })
-    this.waiting = run
-    this.last = run
-    return run
+  private runNow(): Promise<void> {
+    this.lastStarted = Date.now()
+    return linkRun(this.db, 'link')
   }
 }
 

@@ -1,24 +1,27 @@
 /**
  * Incidents: a device reported lost or stolen, then recovered or written off (closed).
  *
- * A report checks the device's lifecycle move on a read, then makes the whole change in one
- * statement shared with whichever reports arrive at the same time (report-batches.ts), on
- * condition that the device is unchanged since the read: the device set lost/stolen and its open
- * assignment ended, the incident written with a snapshot of what was true at loss (custodian,
- * device kind, encryption, MDM, classification), and the audit events appended. The reference
- * comes from a per-year counter row moved on in that statement, so a failed report takes its
- * number with it and references stay gap-free.
+ * Every change is a transaction that reads what it changes (locked), decides the new state in
+ * code — the device's move from its lifecycle, the incident from `toIncident` — and stores those
+ * values with their audit events. A report also ends the device's open assignment and keeps a
+ * snapshot of what was true at loss (custodian, device kind, encryption, MDM, classification).
+ * Its reference comes from a per-year counter row moved on in the same transaction, so a report
+ * that fails gives its number back and references stay gap-free.
+ *
+ * Reports that arrive together share one transaction (`batchedTransaction`): the year's counter
+ * row stays locked from the moment a number is taken until commit, so reports of a year queue on
+ * it, and one commit for many reports is what lets them through.
  *
  * Risk is computed at read time while an incident is open, so `outstanding_30d` follows the clock
  * with nothing to update; at recovery or closure it is frozen (frozen_risk_* columns) as it stood
  * at that moment, and that frozen score is shown from then on.
  */
 import { and, asc, desc, eq, gte, isNull, lt, or, type SQL, sql } from 'drizzle-orm'
-import { PgTransaction } from 'drizzle-orm/pg-core'
-import { batchQueue, batchQueuePerHandle } from '../../db/batches.js'
-import type { DbOrTx } from '../../db/client.js'
+import { batchedTransaction } from '../../db/batches.js'
+import type { DbOrTx, Tx } from '../../db/client.js'
 import { newId } from '../../db/ids.js'
-import { preparedQuery } from '../../db/prepared.js'
+import { preparedQuery, preparedStatement } from '../../db/prepared.js'
+import { rowsAsJson } from '../../db/rows.js'
 import { assignments, devices, incidentNotes, incidents } from '../../db/schema.js'
 import type { WriteContext } from '../../http/context.js'
 import { decodeCursor, toPage } from '../../http/pagination.js'
@@ -26,11 +29,10 @@ import { staleVersion } from '../../http/preconditions.js'
 import { iso } from '../../http/schemas.js'
 import { problems, type ProblemFieldError } from '../../plugins/problems.js'
 import { ukMidnight } from '../../time/uk.js'
-import { recordAudit } from '../audit/trail.js'
+import { type AuditChange, recordAudit, recordAuditOf } from '../audit/trail.js'
 import { toAssignment } from '../assignments/service.js'
 import { toDevice } from '../devices/service.js'
 import { transition } from '../devices/lifecycle.js'
-import { writeReport } from './report-batches.js'
 import { computeRisk, type Risk, type RiskFactor, riskLevelSql, riskScoreSql } from './risk.js'
 import type {
   CloseInput,
@@ -117,33 +119,13 @@ function checkNotBefore(errors: ProblemFieldError[], path: string, value: Date |
 
 const parseTime = (value: string | null | undefined): Date | null => (value ? new Date(value) : null)
 
-/** Devices as they stand, each with its open assignment if any: what reports are checked against. */
-const devicesWithOpenAssignment = preparedQuery('devices_with_open_assignment', (db) =>
-  db
-    .select({ device: devices, assignment: assignments })
-    .from(devices)
-    .leftJoin(assignments, and(eq(assignments.deviceId, devices.id), isNull(assignments.returnedAt)))
-    .where(sql`${devices.id} = ANY(${sql.placeholder('ids')}::uuid[])`),
-)
-
-type DeviceWithOpenAssignment = Awaited<ReturnType<typeof devicesWithOpenAssignment>>[number]
-
-/** The reads of reports arriving together, in one statement (see batchQueue); null for no such device. */
-const deviceReadQueue = batchQueuePerHandle((db) =>
-  batchQueue<string, DeviceWithOpenAssignment | null>(async (ids) => {
-    const rows = await devicesWithOpenAssignment(db, { ids: [...new Set(ids)] })
-    const byId = new Map(rows.map((row) => [row.device.id, row]))
-    return ids.map((id) => byId.get(id) ?? null)
-  }),
-)
-
-async function deviceWithOpenAssignment(db: DbOrTx, id: string): Promise<DeviceWithOpenAssignment | null> {
-  if (db instanceof PgTransaction) return (await devicesWithOpenAssignment(db, { ids: [id] }))[0] ?? null
-  return deviceReadQueue(db, id)
+interface Report {
+  context: WriteContext
+  input: CreateIncidentInput
+  now: Date
+  reportedAt: Date
+  occurredAt: Date | null
 }
-
-/** Reports whose device changed between their read and their write are tried again this often. */
-const REPORT_ATTEMPTS = 5
 
 export async function reportIncident(db: DbOrTx, context: WriteContext, input: CreateIncidentInput): Promise<Incident> {
   const now = new Date()
@@ -156,46 +138,43 @@ export async function reportIncident(db: DbOrTx, context: WriteContext, input: C
     errors.push({ path: 'body.occurredAt', message: 'must not be after reportedAt' })
   }
   if (errors.length > 0) throw problems.validation(errors)
-
-  for (let attempt = 1; ; attempt++) {
-    const reported = await tryReport(db, context, input, now, reportedAt, occurredAt)
-    if (reported) return reported
-    if (attempt === REPORT_ATTEMPTS) throw problems.conflict('The device kept changing while the report was made; try again.')
-  }
+  return writeReport(db, { context, input, now, reportedAt, occurredAt })
 }
 
 /**
- * One attempt at a report: the device is read and its move checked here, then one statement,
- * autocommitted and shared with other reports (writeReport), makes the whole change on condition
- * that the device still has the version that was read (assignments change the device's version
- * too). Returns null, with nothing written, when the device had changed in between.
- *
- * Why no transaction: the year's counter row is locked from the moment a number is taken until
- * commit, so all reports of a year queue on it. Inside a transaction that lock was also held while
- * Node took the statement's result and sent COMMIT: under load, milliseconds of event-loop delay
- * per report, and the benchmark's creates/s were bounded by exactly that.
+ * The devices reported, locked (in id order, so two batches lock them in the same order), each
+ * with its open assignment if any. The assignments are read once the locks are held, in a
+ * statement of their own: a join would show an assignment as it was before a return that held the
+ * device's lock committed (only the locked rows are read again), and nothing changes an assignment
+ * without that lock.
  */
-async function tryReport(
-  db: DbOrTx,
-  context: WriteContext,
-  input: CreateIncidentInput,
-  now: Date,
-  reportedAt: Date,
-  occurredAt: Date | null,
-): Promise<Incident | null> {
-  const found = await deviceWithOpenAssignment(db, input.deviceId)
-  if (!found) {
-    throw problems.unprocessable(`There is no device ${input.deviceId}.`, [{ path: 'body.deviceId', message: 'names no device' }])
-  }
-  const { device, assignment: open } = found
-  const status = transition(device.status, input.kind === 'lost' ? 'report_lost' : 'report_stolen')
-  const deviceAfter = { ...device, status, currentCustodianId: null, updatedAt: now, version: device.version + 1 }
-  // The assignment ends when the loss was reported (never before it began).
-  const ended = open && { ...open, returnedAt: new Date(Math.max(open.assignedAt.getTime(), reportedAt.getTime())), endedBy: 'incident' }
+async function lockDevicesWithOpenAssignment(tx: Tx, ids: string[]) {
+  const locked = await tx.select().from(devices).where(sql`${devices.id} = ANY(${sql.param(ids)}::uuid[])`).orderBy(asc(devices.id)).for('update')
+  const open = await tx
+    .select()
+    .from(assignments)
+    .where(and(sql`${assignments.deviceId} = ANY(${sql.param(ids)}::uuid[])`, isNull(assignments.returnedAt)))
+  const openByDevice = new Map(open.map((assignment) => [assignment.deviceId, assignment]))
+  return locked.map((device) => ({ device, assignment: openByDevice.get(device.id) ?? null }))
+}
 
+type DeviceRow = typeof devices.$inferSelect
+type AssignmentRow = typeof assignments.$inferSelect
+
+/** What a report changes, decided from the device as it stands: nothing is written yet. */
+function planReport(report: Report, device: DeviceRow, open: AssignmentRow | null) {
+  const { context, input, now, reportedAt, occurredAt } = report
+  const status = transition(device.status, input.kind === 'lost' ? 'report_lost' : 'report_stolen')
+  const deviceAfter: DeviceRow = { ...device, status, currentCustodianId: null, updatedAt: now, version: device.version + 1 }
+  // The assignment ends when the loss was reported (never before it began).
+  const ended: AssignmentRow | null = open && {
+    ...open,
+    returnedAt: new Date(Math.max(open.assignedAt.getTime(), reportedAt.getTime())),
+    endedBy: 'incident',
+  }
   const row: IncidentRow = {
     id: newId(),
-    reference: '', // taken by the statement
+    reference: '', // numbered with the others of its batch, before anything is written
     status: 'open',
     deviceId: device.id,
     kind: input.kind,
@@ -227,27 +206,110 @@ async function tryReport(
     createdBy: context.actor,
     version: 1,
   }
-  const created = toIncident(row, FULL_VIEW, now)
-  const reference = await writeReport(db, {
-    context,
-    incident: row,
-    deviceStatus: status,
-    deviceVersion: device.version,
-    endedAssignment: ended ? { id: ended.id, returnedAt: ended.returnedAt } : null,
-    changes: [
-      { action: 'incident.reported', entityType: 'incident', entityId: row.id, after: created },
-      {
-        action: `device.reported_${input.kind}`,
-        entityType: 'device',
-        entityId: device.id,
-        before: toDevice(device),
-        // As with a return, the event carries the assignment it ended.
-        after: { ...toDevice(deviceAfter), assignment: ended ? toAssignment(ended) : null },
-      },
-    ],
-  })
-  return reference === null ? null : { ...created, reference }
+  return { report, device, deviceAfter, ended, row }
 }
+
+type PlannedReport = ReturnType<typeof planReport>
+
+/**
+ * Each year's counter moved on by its reports' count, in year order (so two transactions lock
+ * counter rows in the same order); returns each year's last number. The UK year reported: New Year
+ * falls in GMT, so the UTC year is the UK year.
+ */
+const moveCounters = preparedStatement<{ year: number; last_number: number }>(
+  'incident_counters_move',
+  () => sql`INSERT INTO incident_counters AS c (year, last_number)
+    SELECT * FROM unnest(${sql.placeholder('years')}::int[], ${sql.placeholder('counts')}::int[]) ORDER BY 1
+    ON CONFLICT (year) DO UPDATE SET last_number = c.last_number + excluded.last_number
+    RETURNING c.year, c.last_number`,
+)
+
+/** `INC-<year>-<number>`, the number at least four digits. */
+const referenceOf = (year: number, number: number) => `INC-${year}-${String(number).padStart(4, '0')}`
+
+/** The next numbers of each year, handed out in the order the reports arrived. */
+async function numberReports(tx: Tx, planned: PlannedReport[]): Promise<void> {
+  const counts = new Map<number, number>()
+  for (const { row } of planned) counts.set(row.reportedAt.getUTCFullYear(), (counts.get(row.reportedAt.getUTCFullYear()) ?? 0) + 1)
+  const moved = await moveCounters(tx, { years: [...counts.keys()], counts: [...counts.values()] })
+  const next = new Map(moved.map(({ year, last_number }) => [year, Number(last_number) - counts.get(year)! + 1]))
+  for (const { row } of planned) {
+    const year = row.reportedAt.getUTCFullYear()
+    const number = next.get(year)!
+    next.set(year, number + 1)
+    row.reference = referenceOf(year, number)
+  }
+}
+
+/** The values decided in code, stored as given: the incidents, their devices' new state, the assignments they end. */
+const storeReports = preparedStatement(
+  'incident_reports_store',
+  () => sql`WITH created AS (
+      INSERT INTO incidents SELECT * FROM jsonb_populate_recordset(NULL::incidents, ${sql.placeholder('incidents')}::jsonb)),
+    changed_devices AS (
+      UPDATE devices d SET status = u.status, current_custodian_id = u.current_custodian_id, updated_at = u.updated_at, version = u.version
+      FROM jsonb_populate_recordset(NULL::devices, ${sql.placeholder('devices')}::jsonb) u
+      WHERE d.id = u.id),
+    ended_assignments AS (
+      UPDATE assignments a SET returned_at = u.returned_at, ended_by = u.ended_by
+      FROM jsonb_populate_recordset(NULL::assignments, ${sql.placeholder('assignments')}::jsonb) u
+      WHERE a.id = u.id)
+    SELECT 1`,
+)
+
+/**
+ * The reports of one batch, in one transaction: each is checked against its device as it stands
+ * (a second report of the same device sees it as the first left it), the good ones numbered and
+ * stored, and each answered with its incident or the problem that refused it.
+ */
+async function writeReports(tx: Tx, reports: readonly Report[]): Promise<(Incident | Error)[]> {
+  const found = await lockDevicesWithOpenAssignment(tx, [...new Set(reports.map((report) => report.input.deviceId))])
+  const current = new Map(found.map(({ device, assignment }) => [device.id, { device, assignment }]))
+  const outcomes = reports.map((report) => {
+    const standing = current.get(report.input.deviceId)
+    if (!standing) {
+      const id = report.input.deviceId
+      return problems.unprocessable(`There is no device ${id}.`, [{ path: 'body.deviceId', message: 'names no device' }])
+    }
+    try {
+      const planned = planReport(report, standing.device, standing.assignment)
+      current.set(planned.device.id, { device: planned.deviceAfter, assignment: null })
+      return planned
+    } catch (error) {
+      return error as Error
+    }
+  })
+  const planned = outcomes.filter((outcome): outcome is PlannedReport => !(outcome instanceof Error))
+  if (planned.length === 0) return outcomes as Error[]
+
+  await numberReports(tx, planned)
+  const answers = new Map<PlannedReport, Incident>()
+  const events = planned.map((plan) => {
+    const incident = toIncident(plan.row, FULL_VIEW, plan.report.now)
+    answers.set(plan, incident)
+    const changes: AuditChange[] = [
+      { action: 'incident.reported', entityType: 'incident', entityId: plan.row.id, after: incident },
+      {
+        action: `device.reported_${plan.report.input.kind}`,
+        entityType: 'device',
+        entityId: plan.device.id,
+        before: toDevice(plan.device),
+        // As with a return, the event carries the assignment it ended.
+        after: { ...toDevice(plan.deviceAfter), assignment: plan.ended ? toAssignment(plan.ended) : null },
+      },
+    ]
+    return { context: plan.report.context, changes }
+  })
+  await storeReports(tx, {
+    incidents: rowsAsJson(incidents, planned.map((plan) => plan.row)),
+    devices: rowsAsJson(devices, planned.map((plan) => plan.deviceAfter)),
+    assignments: rowsAsJson(assignments, planned.flatMap((plan) => (plan.ended ? [plan.ended] : []))),
+  })
+  await recordAuditOf(tx, events)
+  return outcomes.map((outcome) => (outcome instanceof Error ? outcome : answers.get(outcome)!))
+}
+
+const writeReport = batchedTransaction('incident-reports', writeReports)
 
 const incidentById = preparedQuery('incident_by_id', (db) =>
   db.select().from(incidents).where(eq(incidents.id, sql.placeholder('id'))),

@@ -4,7 +4,7 @@
  * that already has custodians is left as it is.
  */
 import type { App } from '../app.js'
-import { IMPORT_COLUMNS } from '../modules/devices/import.js'
+import { IMPORT_COLUMNS } from '../modules/devices/import/parse.js'
 import { type DemoDataSet, type DemoDevice, demoDataSet, type DemoOptions } from './dataset.js'
 
 export interface DemoLoadResult {

@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto'
 import fc from 'fast-check'
 import t from 'tap'
 import { ROLES } from '../../src/auth/authenticator.js'
-import { IMPORT_COLUMNS } from '../../src/modules/devices/import.js'
+import { IMPORT_COLUMNS } from '../../src/modules/devices/import/parse.js'
 import { appWithRoutes, type CollectedRoute } from '../auth/routes.js'
 import {
   BIG_STRING,

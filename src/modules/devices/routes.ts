@@ -1,15 +1,26 @@
-import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
+import type { FastifyPluginAsyncZod, ZodTypeProvider } from '@fastify/type-provider-zod'
+import { z } from 'zod'
 import { writeContext } from '../../http/context.js'
 import { pageOf } from '../../http/pagination.js'
 import { expectedVersion, IfMatchHeaders, setCreated, setEtag } from '../../http/preconditions.js'
 import { IdParams } from '../../http/schemas.js'
 import { ProblemSchema } from '../../plugins/problems.js'
-import { deviceImportRoutes } from './import.js'
-import { CreateDeviceBody, DeviceListQuery, DeviceSchema, RetireBody, TimelineItemSchema, TimelineQuery, UpdateDeviceBody } from './schemas.js'
+import { IMPORT_COLUMNS } from './import/parse.js'
+import { importDevices } from './import/write.js'
+import {
+  CreateDeviceBody, DeviceListQuery, DeviceSchema, ImportResultSchema, RetireBody, TimelineItemSchema, TimelineQuery, UpdateDeviceBody,
+} from './schemas.js'
 import { createDevice, getDevice, listDevices, retireDevice, updateDevice } from './service.js'
 import { deviceTimeline } from './timeline.js'
 
 const DEVICE_ROLES = ['security', 'asset_manager'] as const
+
+/** The import's body limit; the rest of the API keeps the default 1 MiB. */
+const IMPORT_BODY_LIMIT = 64 * 1024 * 1024
+
+const CsvBody = z.string().meta({
+  description: `CSV with the header row \`${IMPORT_COLUMNS.join(',')}\`; booleans \`true\`/\`false\`; blank optional cells.`,
+})
 
 export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
@@ -117,6 +128,33 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
     async (request) => deviceTimeline(app.db, request.params.id, request.query),
   )
 
-  // Encapsulated: its CSV parser and body limit apply to the import route only.
-  await app.register(deviceImportRoutes)
+  // Encapsulated (its own plugin context): its CSV parser and body limit apply to the import route
+  // only, and the rest of the API keeps JSON.
+  await app.register(async (plugin) => {
+    const scoped = plugin.withTypeProvider<ZodTypeProvider>()
+    // Only CSV is read here; any other type is 415.
+    scoped.removeAllContentTypeParsers()
+    scoped.addContentTypeParser('text/csv', { parseAs: 'string', bodyLimit: IMPORT_BODY_LIMIT }, (_request, body, done) => {
+      done(null, body)
+    })
+
+    scoped.post(
+      '/v1/devices/import',
+      {
+        bodyLimit: IMPORT_BODY_LIMIT,
+        config: { access: DEVICE_ROLES, idempotent: true },
+        schema: {
+          tags: ['devices'],
+          summary: 'Import devices from CSV: all rows or none',
+          consumes: ['text/csv'],
+          body: CsvBody,
+          response: { 201: ImportResultSchema, 413: ProblemSchema, 415: ProblemSchema, 422: ProblemSchema },
+        },
+      },
+      async (request, reply) => {
+        const result = await importDevices(app.db, writeContext(request), request.body)
+        return reply.code(201).send(result)
+      },
+    )
+  })
 }

@@ -74,7 +74,7 @@ export const exportRoutes: FastifyPluginAsyncZod = async (app) => {
       const extension = type === 'text/csv' ? 'csv' : 'json'
       const { body, close } = type === 'text/csv' ? await openFoiCsv(app.database, period) : await openFoiJson(app.database, period)
       body.on('close', () => {
-        close().catch((error: unknown) => request.log.warn({ err: error }, 'FOI export cursor did not close cleanly'))
+        close().catch((error: unknown) => request.log.warn({ err: error }, 'FOI export stream did not close cleanly'))
       })
       return reply
         .type(`${type}; charset=utf-8`)

@@ -3,10 +3,9 @@
  * query builder) and the hand-written writes (`preparedStatement`).
  *
  * Drizzle builds a query's SQL text and its column mapping on every call; for a one-row read that
- * building cost more CPU than everything else in the request (the benchmark's device read went
- * from 0.3 to 0.8 of a bare route once it was done once). A query prepared here is built once per
- * database handle and, on node-postgres, sent as a named statement, so PostgreSQL parses it once
- * per connection too.
+ * building cost more CPU than everything else in the request (see bench/README.md). A query
+ * prepared here is built once per database handle and, on node-postgres, sent as a named
+ * statement, so PostgreSQL parses it once per connection too.
  *
  * A prepared query belongs to the handle it was built on, so it is only used on the root handle:
  * inside a transaction the query is built as usual and runs on the transaction's connection.

@@ -6,6 +6,7 @@ import t from 'tap'
 import type { Database } from '../../src/db/client.js'
 import { buildTestApp, type TestApp } from '../helpers/app.js'
 import { assertProblem } from '../helpers/problem.js'
+import { walkPages } from '../helpers/pages.js'
 
 interface EventRow {
   id: number
@@ -187,20 +188,10 @@ t.test('keyset pages walk every event once, newest first, with and without a fil
     all.push(await insertEvent(database, { at: '2024-03-01T10:00:00Z', actor: i % 2 ? 'odd' : 'even', entityType: 'custodian', entityId: entity }))
   }
   const walk = async (filter: string) => {
-    const seen: number[] = []
-    let cursor: string | null = null
-    let pages = 0
-    do {
-      const url: string = `/v1/audit-events?limit=3${filter}${cursor ? `&cursor=${cursor}` : ''}`
-      const response = await app.inject({ method: 'GET', url, headers })
-      t.equal(response.statusCode, 200)
-      const page = response.json()
-      t.ok(page.items.length <= 3)
-      seen.push(...page.items.map((event: { id: number }) => event.id))
-      cursor = page.nextCursor
-      pages++
-    } while (cursor && pages < 20)
-    return { seen, pages }
+    // walkPages fails the test on a page that is not a 200.
+    const { pages, items } = await walkPages<{ id: number }>(app, `/v1/audit-events?limit=3${filter}`, headers, 20)
+    for (const page of pages) t.ok(page.length <= 3)
+    return { seen: items.map((event) => event.id), pages: pages.length }
   }
   const everything = await walk('')
   t.same(everything.seen, [...all].reverse())

@@ -7,10 +7,9 @@
  */
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import pg from 'pg'
 import t from 'tap'
+import { TEST_DATABASE_URL, withAdmin } from '../helpers/database.js'
 
-const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 const FIGURE_NAMES = [
@@ -36,16 +35,8 @@ const FIGURE_NAMES = [
   'scaling: two instances requests/s',
 ]
 
-async function databaseExists(name: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: TEST_DATABASE_URL })
-  await client.connect()
-  try {
-    const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])
-    return rows.length > 0
-  } finally {
-    await client.end()
-  }
-}
+const databaseExists = (name: string) =>
+  withAdmin(async (admin) => (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rows.length > 0)
 
 t.test('npm run bench -- --quick --dry-run starts, answers every figure and cleans up', { skip: TEST_DATABASE_URL ? false : 'TEST_DATABASE_URL is not set: the benchmark needs a PostgreSQL server to create its database on' }, async (t) => {
   const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { buildTestApp } from '../helpers/app.js'
 import { assertProblem } from '../helpers/problem.js'
+import { walkPages } from '../helpers/pages.js'
 
 const member = { kind: 'mp', name: 'Alex Example', constituency: 'Exampleton', email: 'alex@example.org' }
 
@@ -68,15 +69,8 @@ t.test('keyset pagination walks every custodian once', async (t) => {
   for (let i = 0; i < 7; i++) {
     await app.inject({ method: 'POST', url: '/v1/custodians', headers, payload: { kind: 'staff', name: `Staff ${i}` } })
   }
-  const seen: string[] = []
-  let cursor: string | null = null
-  do {
-    const url: string = `/v1/custodians?limit=3${cursor ? `&cursor=${cursor}` : ''}`
-    const page = (await app.inject({ method: 'GET', url, headers })).json()
-    seen.push(...page.items.map((item: { name: string }) => item.name))
-    cursor = page.nextCursor
-  } while (cursor)
-  t.same(seen, [0, 1, 2, 3, 4, 5, 6].map((i) => `Staff ${i}`))
+  const seen = await walkPages<{ name: string }>(app, '/v1/custodians?limit=3', headers)
+  t.same(seen.items.map((item) => item.name), [0, 1, 2, 3, 4, 5, 6].map((i) => `Staff ${i}`))
   assertProblem(t, await app.inject({ method: 'GET', url: '/v1/custodians?cursor=garbage', headers }), 400)
   assertProblem(t, await app.inject({ method: 'GET', url: '/v1/custodians?limit=201', headers }), 400)
 })

@@ -2,6 +2,7 @@ import t from 'tap'
 import { buildTestApp } from '../helpers/app.js'
 import { insertCustodian, insertDevice } from '../helpers/fixtures.js'
 import { assertProblem } from '../helpers/problem.js'
+import { walkPages } from '../helpers/pages.js'
 
 const laptop = {
   assetTag: 'pa-t100001',
@@ -174,15 +175,8 @@ t.test('list: filters by status, kind, custodian and prefix of tag or serial; ke
   t.same(await ids('?q=Z%25'), [], '% is not a wildcard')
   t.same(await ids('?status=assigned&kind=phone'), [])
 
-  const seen: string[] = []
-  let cursor: string | null = null
-  do {
-    const url: string = `/v1/devices?limit=2${cursor ? `&cursor=${cursor}` : ''}`
-    const page = (await app.inject({ method: 'GET', url, headers })).json()
-    seen.push(...page.items.map((item: { id: string }) => item.id))
-    cursor = page.nextCursor
-  } while (cursor)
-  t.same(seen, [a.id, b.id, c.id])
+  const seen = await walkPages<{ id: string }>(app, '/v1/devices?limit=2', headers)
+  t.same(seen.items.map((item) => item.id), [a.id, b.id, c.id])
 
   for (const bad of ['?status=missing', '?kind=toaster', '?custodianId=nope', '?colour=red', '?cursor=garbage', '?limit=0']) {
     assertProblem(t, await app.inject({ method: 'GET', url: `/v1/devices${bad}`, headers }), 400)

@@ -1,8 +1,9 @@
 import t from 'tap'
 import { recordAudit } from '../../src/modules/audit/trail.js'
 import { buildTestApp } from '../helpers/app.js'
-import { insertCustodian, insertDevice } from '../helpers/fixtures.js'
+import { insertCustodian, insertDevice, insertIncident } from '../helpers/fixtures.js'
 import { assertProblem } from '../helpers/problem.js'
+import { walkPages } from '../helpers/pages.js'
 
 const device = {
   assetTag: 'PA-TL00001', kind: 'phone', make: 'Apple', model: 'iPhone 15', serialNumber: 'TL-SERIAL-1',
@@ -32,19 +33,15 @@ t.test('the timeline shows every action on the device, newest first, without fre
     [stocktake!.id, created.id],
   )
   // An incident and its note, as the incidents module records them (row plus audit events).
-  const [incident] = await database.query<{ id: string }>(
-    `INSERT INTO incidents (reference, device_id, kind, reported_at, location_category, circumstances, personal_data_at_risk,
-       device_kind, device_encrypted, device_mdm_enrolled, device_classification, custodian_id, created_by)
-     VALUES ('INC-2025-0001', $1, 'lost', now(), 'transit', 'SECRET-CIRCUMSTANCES', false, 'phone', true, true, 'official', $2, 'sec')
-     RETURNING id`,
-    [created.id, custodian.id],
-  )
+  const incident = await insertIncident(database, {
+    deviceId: created.id, reference: 'INC-2025-0001', circumstances: 'SECRET-CIRCUMSTANCES', custodianId: custodian.id, createdBy: 'sec',
+  })
   const context = { actor: 'sec', requestId: 'test' }
   await recordAudit(database.db, context, [
-    { action: 'incident.reported', entityType: 'incident', entityId: incident!.id, after: { circumstances: 'SECRET-CIRCUMSTANCES' } },
+    { action: 'incident.reported', entityType: 'incident', entityId: incident.id, after: { circumstances: 'SECRET-CIRCUMSTANCES' } },
     { action: 'device.reported_lost', entityType: 'device', entityId: created.id, after: { status: 'lost' } },
   ])
-  await recordAudit(database.db, context, { action: 'incident.note_added', entityType: 'incident', entityId: incident!.id, after: { text: 'SECRET-NOTE' } })
+  await recordAudit(database.db, context, { action: 'incident.note_added', entityType: 'incident', entityId: incident.id, after: { text: 'SECRET-NOTE' } })
 
   const response = await app.inject({ method: 'GET', url: `${url}/timeline`, headers })
   t.equal(response.statusCode, 200)
@@ -67,7 +64,7 @@ t.test('the timeline shows every action on the device, newest first, without fre
       'Added to the register',
     ],
   )
-  t.match(items[0], { entityType: 'incident', entityId: incident!.id, actor: 'sec' })
+  t.match(items[0], { entityType: 'incident', entityId: incident.id, actor: 'sec' })
   t.match(items[3], { entityType: 'stocktake', entityId: stocktake!.id, actor: 'erin' })
   t.match(items[5], { entityType: 'device', entityId: created.id, actor: 'dana', custodianId: custodian.id })
   for (let i = 1; i < items.length; i++) t.ok(items[i - 1]!.at >= items[i]!.at, 'newest first')
@@ -76,14 +73,7 @@ t.test('the timeline shows every action on the device, newest first, without fre
   t.notMatch(asSecurity.body, /SECRET/, 'the timeline never carries free text')
 
   // Keyset pages walk the same events once each.
-  const walked: string[] = []
-  let cursor: string | null = null
-  do {
-    const pageUrl: string = `${url}/timeline?limit=3${cursor ? `&cursor=${cursor}` : ''}`
-    const page: { items: { id: string }[]; nextCursor: string | null } = (await app.inject({ method: 'GET', url: pageUrl, headers })).json()
-    walked.push(...page.items.map((item) => item.id))
-    cursor = page.nextCursor
-  } while (cursor)
+  const walked = (await walkPages<{ id: string }>(app, `${url}/timeline?limit=3`, headers)).items.map((item) => item.id)
   t.same(walked, timeline.items.map((item: { id: string }) => item.id))
   t.equal(new Set(walked).size, items.length)
 

@@ -7,11 +7,13 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import v8 from 'node:v8'
 import vm from 'node:vm'
+import { getTableColumns } from 'drizzle-orm'
 import t from 'tap'
 import type { Database } from '../../src/db/client.js'
+import { incidents } from '../../src/db/schema.js'
 import { buildTestApp } from '../helpers/app.js'
 import { driverUnderTest } from '../helpers/database.js'
-import { insertDevice } from '../helpers/fixtures.js'
+import { insertIncident } from '../helpers/fixtures.js'
 import { waitUntil } from '../helpers/wait.js'
 
 const ROWS = driverUnderTest === 'postgres' ? 200_000 : 5_000
@@ -24,18 +26,25 @@ function collector(): () => void {
 }
 
 async function bulkInsert(database: Database, rows: number) {
-  const device = await insertDevice(database, { status: 'lost' })
-  // Closed incidents (a device may have many), spread over 2023 at 150 s intervals.
+  // Closed incidents of one device (a device may have many), spread over 2023 at 150 s intervals:
+  // the first from the shared fixture, the others copies of it with their own id, reference, kind and times.
+  const first = await insertIncident(database, {
+    reference: 'INC-2023-000001', reportedAt: '2023-01-01T00:02:30Z', kind: 'stolen', status: 'closed', remoteWipe: 'requested',
+    circumstances: 'Bulk circumstances', closeReason: 'Bulk write-off',
+  })
+  const copied: Record<string, string> = {
+    id: 'gen_random_uuid()',
+    reference: "'INC-2023-' || lpad(g::text, 6, '0')",
+    kind: "(CASE WHEN g % 2 = 0 THEN 'lost' ELSE 'stolen' END)::incident_kind",
+    reported_at: "i.reported_at + (g - 1) * interval '150 seconds'",
+    closed_at: "i.closed_at + (g - 1) * interval '150 seconds'",
+  }
+  const columns = Object.values(getTableColumns(incidents)).map((column) => column.name)
   await database.query(
-    `INSERT INTO incidents (id, reference, status, device_id, kind, reported_at, location_category, circumstances,
-       personal_data_at_risk, remote_wipe, closed_at, close_reason, device_kind, device_encrypted, device_mdm_enrolled,
-       device_classification, created_by)
-     SELECT gen_random_uuid(), 'INC-2023-' || lpad(g::text, 6, '0'), 'closed', $1,
-       (CASE WHEN g % 2 = 0 THEN 'lost' ELSE 'stolen' END)::incident_kind,
-       timestamptz '2023-01-01T00:00:00Z' + g * interval '150 seconds', 'transit', 'Bulk circumstances', false, 'requested',
-       timestamptz '2023-01-02T00:00:00Z' + g * interval '150 seconds', 'Bulk write-off', 'laptop', true, true, 'official', 'fixture'
-     FROM generate_series(1, $2::int) AS g`,
-    [device.id, rows],
+    `INSERT INTO incidents (${columns.join(', ')})
+     SELECT ${columns.map((column) => copied[column] ?? `i.${column}`).join(', ')}
+     FROM incidents AS i, generate_series(2, $2::int) AS g WHERE i.id = $1`,
+    [first.id, rows],
   )
 }
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { connectPglite, connectPostgres } from '../../src/db/client.js'
+import { connectPostgres } from '../../src/db/client.js'
 import { runMigrations } from '../../src/db/migrate.js'
 import { buildTestApp } from '../helpers/app.js'
 import { createEmptyPostgresDatabase, createTestDatabase, driverUnderTest, postgresUrlFor, testPoolOptions } from '../helpers/database.js'
@@ -50,8 +50,7 @@ t.test('two instances starting at once against one empty database both come up',
 t.test('right after migrating a new embedded database, enum arrays can be sent as parameters', async (t) => {
   // PGlite learns array types when it opens; a register started on an empty DATA_DIR migrates
   // afterwards, and bulk inserts (import, scans) send enum[] parameters.
-  const database = await connectPglite({})
-  t.teardown(() => database.close())
+  const database = await createTestDatabase(t, { driver: 'pglite', migrated: false })
   await runMigrations(database)
   const rows = await database.query<{ kinds: string[] }>('SELECT $1::device_kind[] AS kinds', [['laptop', 'phone']])
   t.same(rows, [{ kinds: ['laptop', 'phone'] }])

@@ -6,15 +6,18 @@
  *   copy, ~100 ms), dropped when the test ends.
  * - unset (embedded PGlite): the migrations run once into a PGlite whose data directory is dumped
  *   to the system temp folder; each test loads that dump into a new in-memory PGlite.
+ *
+ * Every test database (empty or migrated, with or without a pool) is made by newPostgresDatabase
+ * or createTestDatabase below.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import type { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 import { connectPglite, connectPostgres, type Database } from '../../src/db/client.js'
 import { migrationsFolder, runMigrations } from '../../src/db/migrate.js'
+import { TEMPLATE_LOCK } from './locks.js'
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined
 export const driverUnderTest: Database['driver'] = TEST_DATABASE_URL ? 'postgres' : 'pglite'
@@ -44,33 +47,16 @@ export function testPoolOptions(url: string) {
   return { url, poolMax: 10, connectTimeoutMs: 5_000, statementTimeoutMs: 30_000, idleInTransactionTimeoutMs: 30_000 }
 }
 
-const TEMPLATE_LOCK_KEY = 727_274_999
-
-/** Runs `fn` with an admin connection holding the template lock (one test process at a time). */
-async function withAdminLock<T>(fn: (admin: pg.Client) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` on an admin connection to the test server, holding the template lock if asked (so one
+ * test process at a time creates databases and builds the template).
+ */
+export async function withAdmin<T>(fn: (admin: pg.Client) => Promise<T>, { lock = false } = {}): Promise<T> {
   const admin = new pg.Client({ connectionString: TEST_DATABASE_URL })
   await admin.connect()
   try {
-    await admin.query('SELECT pg_advisory_lock($1)', [TEMPLATE_LOCK_KEY])
+    if (lock) await admin.query('SELECT pg_advisory_lock($1)', [TEMPLATE_LOCK])
     return await fn(admin)
-  } finally {
-    await admin.end()
-  }
-}
-
-/** Creates an empty database on the test server and drops it when the test ends. */
-export async function createEmptyPostgresDatabase(t: Teardown, prefix = 'dlr_test'): Promise<string> {
-  const name = `${prefix}_${randomBytes(6).toString('hex')}`
-  await withAdminLock((admin) => admin.query(`CREATE DATABASE ${name}`))
-  t.teardown(() => dropPostgresDatabase(name))
-  return name
-}
-
-async function dropPostgresDatabase(name: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL })
-  await admin.connect()
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
   } finally {
     await admin.end()
   }
@@ -99,32 +85,28 @@ async function ensurePostgresTemplate(admin: pg.Client): Promise<string> {
   return template
 }
 
-/**
- * A fresh migrated PostgreSQL database (from the template) with no pool opened on it, for tests
- * that connect their own way (through a proxy, from a child process); dropped when the test ends.
- */
-export async function createMigratedPostgresDatabase(t: Teardown): Promise<{ name: string; url: string }> {
+/** Every test database on the server comes from here: empty, or a copy of the migrated template; dropped when the test ends. */
+async function newPostgresDatabase(t: Teardown, migrated: boolean): Promise<{ name: string; url: string }> {
   const name = `dlr_test_${randomBytes(6).toString('hex')}`
-  await withAdminLock(async (admin) => {
-    const template = await ensurePostgresTemplate(admin)
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`)
-  })
-  t.teardown(() => dropPostgresDatabase(name))
+  await withAdmin(
+    async (admin) => admin.query(`CREATE DATABASE ${name}${migrated ? ` TEMPLATE ${await ensurePostgresTemplate(admin)}` : ''}`),
+    { lock: true },
+  )
+  t.teardown(() => withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)))
   return { name, url: postgresUrlFor(name) }
 }
 
-async function createPostgresTestDatabase(t: Teardown): Promise<Database> {
-  const name = `dlr_test_${randomBytes(6).toString('hex')}`
-  await withAdminLock(async (admin) => {
-    const template = await ensurePostgresTemplate(admin)
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`)
-  })
-  const database = connectPostgres(testPoolOptions(postgresUrlFor(name)))
-  t.teardown(async () => {
-    await database.close()
-    await dropPostgresDatabase(name)
-  })
-  return database
+/** An empty database on the test server (no migrations, no pool), for tests that migrate it themselves. */
+export async function createEmptyPostgresDatabase(t: Teardown): Promise<string> {
+  return (await newPostgresDatabase(t, false)).name
+}
+
+/**
+ * A fresh migrated PostgreSQL database (from the template) with no pool opened on it, for tests
+ * that connect their own way (through a proxy, from a child process).
+ */
+export function createMigratedPostgresDatabase(t: Teardown): Promise<{ name: string; url: string }> {
+  return newPostgresDatabase(t, true)
 }
 
 let pgliteDump: Promise<Blob> | undefined
@@ -146,14 +128,19 @@ async function migratedPgliteDump(): Promise<Blob> {
   return dump
 }
 
-async function createPgliteTestDatabase(t: Teardown): Promise<Database> {
-  pgliteDump ??= migratedPgliteDump()
-  const database = await connectPglite({ loadDataDir: await pgliteDump })
+/**
+ * A fresh database of the driver under test (or of `driver`), migrated unless `migrated: false`,
+ * closed and removed when the test ends: the factory every test's database comes from.
+ */
+export async function createTestDatabase(
+  t: Teardown,
+  { driver = driverUnderTest, migrated = true }: { driver?: Database['driver']; migrated?: boolean } = {},
+): Promise<Database> {
+  const database =
+    driver === 'postgres'
+      ? connectPostgres(testPoolOptions((await newPostgresDatabase(t, migrated)).url))
+      : await connectPglite(migrated ? { loadDataDir: await (pgliteDump ??= migratedPgliteDump()) } : {})
+  // tap runs teardowns last-added first: the pool is closed before its database is dropped.
   t.teardown(() => database.close())
   return database
-}
-
-/** A fresh migrated database of the driver under test, closed and removed when the test ends. */
-export function createTestDatabase(t: Teardown): Promise<Database> {
-  return TEST_DATABASE_URL ? createPostgresTestDatabase(t) : createPgliteTestDatabase(t)
 }

@@ -7,6 +7,7 @@ import { buildTestApp } from '../helpers/app.js'
 import { driverUnderTest } from '../helpers/database.js'
 import { insertCustodian, insertDevice } from '../helpers/fixtures.js'
 import { assertProblem } from '../helpers/problem.js'
+import { walkPages } from '../helpers/pages.js'
 import { waitForLockWaiters } from '../helpers/wait.js'
 
 const DAY = 24 * 60 * 60 * 1000
@@ -458,15 +459,8 @@ t.test('list filters, icoOverdue, UK-local dates and keyset pages', async (t) =>
   assertProblem(t, await app.inject({ method: 'GET', url: '/v1/incidents?cursor=nonsense', headers }), 400)
 
   // Newest reported first, every incident once across pages of 2.
-  const seen: string[] = []
-  let cursor: string | null = null
-  do {
-    const url: string = `/v1/incidents?limit=2${cursor ? `&cursor=${cursor}` : ''}`
-    const page = (await app.inject({ method: 'GET', url, headers })).json()
-    seen.push(...page.items.map((i: { id: string }) => i.id))
-    cursor = page.nextCursor
-  } while (cursor)
-  t.same(seen, [notYetDue.id, reported.id, overdue.id, noData.id, summer.id])
+  const seen = await walkPages<{ id: string }>(app, '/v1/incidents?limit=2', headers)
+  t.same(seen.items.map((i) => i.id), [notYetDue.id, reported.id, overdue.id, noData.id, summer.id])
 })
 
 t.test('the database refuses a second open incident for a device: 409 naming body.deviceId', async (t) => {
@@ -523,7 +517,7 @@ t.test('reports racing each other and a return on the same device: one story, wh
 
 /**
  * On PostgreSQL, holds the year's counter row while `start()` sends its requests, so the first
- * report's statement waits on it and every other report queues behind it; released once the first
+ * report's transaction waits on it and every other report queues behind it; released once the first
  * is seen waiting and the others have had time to queue. On PGlite (one connection) it just starts.
  */
 async function withCounterHeld<T>(database: Database, year: number, start: () => Promise<T>): Promise<T> {
@@ -547,7 +541,7 @@ async function withCounterHeld<T>(database: Database, year: number, start: () =>
   return requests
 }
 
-t.test('reports arriving together are written together: one statement, each its own number and events', async (t) => {
+t.test('reports arriving together are written together: one transaction, each its own number and events', async (t) => {
   const { app, auth, database } = await buildTestApp(t)
   const headers = await auth('security')
   const reportedAt = '2023-06-01T09:00:00Z'
@@ -587,7 +581,7 @@ t.test('reports arriving together are written together: one statement, each its 
   }
 })
 
-t.test("one report's failure in a shared statement is its own: the others are written, no number is lost", async (t) => {
+t.test("one report's failure in a shared transaction is its own: the others are written, no number is lost", async (t) => {
   const { app, auth, database } = await buildTestApp(t)
   const headers = await auth('security')
   const reportedAt = '2023-06-01T09:00:00Z'
@@ -595,7 +589,7 @@ t.test("one report's failure in a shared statement is its own: the others are wr
   const broken = await insertDevice(database)
   t.equal((await report(broken.id)).statusCode, 201)
   // Back in stock behind the service's back: its report passes the lifecycle check and fails on
-  // the one-open-incident index, inside whichever statement it shares.
+  // the one-open-incident index, inside whichever transaction it shares.
   await database.query("UPDATE devices SET status = 'in_stock' WHERE id = $1", [broken.id])
   const devices = await Promise.all(Array.from({ length: 6 }, () => insertDevice(database)))
   const order = [devices[0]!, devices[1]!, devices[2]!, broken, devices[3]!, devices[4]!, devices[5]!]

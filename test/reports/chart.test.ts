@@ -3,7 +3,7 @@ import { escapeXml, renderRiskChart } from '../../src/modules/reports/chart.js'
 import { resolvePeriod } from '../../src/modules/reports/periods.js'
 import type { RiskSummary } from '../../src/modules/reports/risk-summary.js'
 import { buildTestApp } from '../helpers/app.js'
-import { insertIncident } from './fixtures.js'
+import { insertIncident } from '../helpers/fixtures.js'
 import { allElements, parseXml } from './xml.js'
 
 t.test('the XML checker itself refuses what is not well-formed', async (t) => {

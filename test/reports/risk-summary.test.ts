@@ -1,9 +1,8 @@
 import t from 'tap'
 import { computeRisk } from '../../src/modules/incidents/risk.js'
 import { buildTestApp } from '../helpers/app.js'
-import { insertCustodian } from '../helpers/fixtures.js'
+import { type IncidentFixture, insertCustodian, insertIncident } from '../helpers/fixtures.js'
 import { assertProblem } from '../helpers/problem.js'
-import { type IncidentFixture, insertIncident } from './fixtures.js'
 
 const LOCATIONS = ['parliamentary_estate', 'constituency_office', 'home', 'transit', 'abroad', 'other'] as const
 

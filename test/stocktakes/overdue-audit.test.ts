@@ -2,6 +2,7 @@ import t from 'tap'
 import { buildTestApp } from '../helpers/app.js'
 import { insertCustodian, insertDevice } from '../helpers/fixtures.js'
 import { assertProblem } from '../helpers/problem.js'
+import { walkPages } from '../helpers/pages.js'
 
 const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000)
 
@@ -36,17 +37,8 @@ t.test('overdue audit: in-service devices never seen first, then the longest uns
   t.notOk(all.items.some((d: { id: string }) => d.id === borderline.id), 'but not at 180')
 
   // One item a page: the cursor crosses from the never-seen part to the seen part, and through equal times.
-  const walked: string[] = []
-  let cursor: string | null = null
-  let pages = 0
-  do {
-    const url: string = `/v1/reports/overdue-audit?limit=1${cursor ? `&cursor=${cursor}` : ''}`
-    const page = (await app.inject({ method: 'GET', url, headers })).json()
-    walked.push(...page.items.map((d: { assetTag: string }) => d.assetTag))
-    cursor = page.nextCursor
-    pages++
-  } while (cursor && pages < 20)
-  t.same(walked, expected.map((d) => d.assetTag))
+  const walked = await walkPages<{ assetTag: string }>(app, '/v1/reports/overdue-audit?limit=1', headers, 20)
+  t.same(walked.items.map((d) => d.assetTag), expected.map((d) => d.assetTag))
 
   for (const bad of ['days=0', 'days=3651', 'days=abc', 'colour=red', 'cursor=garbage']) {
     assertProblem(t, await app.inject({ method: 'GET', url: `/v1/reports/overdue-audit?${bad}`, headers }), 400)

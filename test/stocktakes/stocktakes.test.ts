@@ -1,8 +1,8 @@
 import t from 'tap'
 import { buildTestApp } from '../helpers/app.js'
-import { insertCustodian, insertDevice } from '../helpers/fixtures.js'
+import { insertCustodian, insertDevice, insertIncident } from '../helpers/fixtures.js'
 import { assertProblem } from '../helpers/problem.js'
-import { insertOpenIncident, postScans } from './helpers.js'
+import { postScans } from './helpers.js'
 
 const SEEN = '2025-03-04T10:00:00.000Z'
 
@@ -84,8 +84,9 @@ t.test('each discrepancy class, with a device in it and one just outside it', as
   await insertDevice(database, { assetTag: 'PA-RET2', serialNumber: 'SN-RET2', status: 'retired' })
   const lostSeen = await insertDevice(database, { assetTag: 'PA-LOST1', serialNumber: 'SN-LOST1' })
   const lostUnseen = await insertDevice(database, { assetTag: 'PA-LOST2', serialNumber: 'SN-LOST2' })
-  const incident = await insertOpenIncident(database, lostSeen.id, 'stolen')
-  await insertOpenIncident(database, lostUnseen.id, 'lost')
+  const { id: incidentId, reference } = await insertIncident(database, { deviceId: lostSeen.id, kind: 'stolen' })
+  const incident = { id: incidentId, reference }
+  await insertIncident(database, { deviceId: lostUnseen.id, kind: 'lost' })
 
   const open = async (scope?: object) =>
     (await app.inject({ method: 'POST', url: '/v1/stocktakes', headers, payload: { name: 'Count', ...(scope ? { scope } : {}) } })).json().id as string
@@ -210,7 +211,7 @@ t.test('closing freezes the discrepancies; scans and a second close are 409', as
 
   // The register changes afterwards: the missing one is retired, the seen one lost, a new one arrives.
   await database.query(`UPDATE devices SET status = 'retired' WHERE id = $1`, [missing.id])
-  await insertOpenIncident(database, present.id)
+  await insertIncident(database, { deviceId: present.id })
   await insertDevice(database, { assetTag: 'NOPE' })
   await insertDevice(database, { assetTag: 'PA-NEW' })
   const frozen = (await app.inject({ method: 'GET', url: `/v1/stocktakes/${id}/discrepancies`, headers })).json()

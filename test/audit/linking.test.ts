@@ -7,12 +7,12 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { connectPglite, connectPostgres, type Database } from '../../src/db/client.js'
+import { connectPostgres, type Database } from '../../src/db/client.js'
 import { migrationsFolder, runMigrations } from '../../src/db/migrate.js'
 import { newId } from '../../src/db/ids.js'
-import { AuditLinker, eventHash, linkPendingEvents, recordAudit, verifyChain } from '../../src/modules/audit/trail.js'
+import { AUDIT_CHAIN_LOCK, AuditLinker, eventHash, linkPendingEvents, recordAudit, verifyChain } from '../../src/modules/audit/trail.js'
 import { buildTestApp } from '../helpers/app.js'
-import { createEmptyPostgresDatabase, createTestDatabase, driverUnderTest, postgresUrlFor, testPoolOptions } from '../helpers/database.js'
+import { createTestDatabase, driverUnderTest, postgresUrlFor, testPoolOptions } from '../helpers/database.js'
 import { waitUntil } from '../helpers/wait.js'
 
 const count = async (database: Database, table: string) =>
@@ -25,7 +25,7 @@ t.test('a write does not wait for the chain: it commits while a linker holds the
   const holder = await database.pool.connect()
   t.teardown(() => holder.release())
   await holder.query('BEGIN')
-  await holder.query('SELECT pg_advisory_xact_lock(727274201)')
+  await holder.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_CHAIN_LOCK])
 
   const created = await app.inject({ method: 'POST', url: '/v1/custodians', headers: security, payload: { kind: 'staff', name: 'Not Blocked' } })
   t.equal(created.statusCode, 201, 'the write committed with the chain locked elsewhere')
@@ -145,11 +145,7 @@ t.test('the chain made before migration 0002 is kept, in order, and verifies aft
   journal.entries = journal.entries.filter((entry) => entry.tag < '0002')
   await writeFile(journalFile, JSON.stringify(journal))
 
-  const database =
-    driverUnderTest === 'postgres'
-      ? connectPostgres(testPoolOptions(postgresUrlFor(await createEmptyPostgresDatabase(t))))
-      : await connectPglite({})
-  t.teardown(() => database.close())
+  const database = await createTestDatabase(t, { migrated: false })
   await runMigrations(database, folder)
 
   // Three events chained as the service did before 0002: hash and prev_hash on the event.

@@ -25,7 +25,7 @@ import { auditChain, auditEvents, auditUnlinked } from '../../db/schema.js'
 import type { WriteContext } from '../../http/context.js'
 
 /** Any constant unique to this lock in the service (the migration lock uses another). */
-const AUDIT_CHAIN_LOCK = 727_274_201
+export const AUDIT_CHAIN_LOCK = 727_274_201
 const BATCH = 5_000
 
 export type EntityType = 'custodian' | 'device' | 'assignment' | 'incident' | 'stocktake'

@@ -17,7 +17,6 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
-import { createServer } from 'node:net'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -35,6 +34,7 @@ import { foiQuery } from '../src/modules/exports/foi.js'
 import { type Period, resolvePeriod } from '../src/modules/reports/periods.js'
 import { riskSummary } from '../src/modules/reports/risk-summary.js'
 import { datasetSize, loadDataset } from './dataset.js'
+import { BENCH_SERVER_URL, freePort, runProcess, serviceEnv, urlOn } from './processes.js'
 import { haveWrk, okPerSecond, requestsPerSecond, runWrk, type WrkResult } from './wrk.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -47,18 +47,8 @@ const RUNS = DRY ? 1 : 3
 const SECONDS = QUICK ? 2 : 10
 const THREADS = 2
 const SECRET = randomBytes(32).toString('hex')
-const SERVER_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
-/**
- * The service as deployed, except that the per-caller rate limits are raised out of reach: the
- * benchmark is one caller asking as fast as it can, which is what they exist to refuse. The
- * limiter still runs (in memory), so its cost is measured. Load shedding keeps its defaults.
- */
-const SERVICE_ENV = {
-  NODE_ENV: 'production',
-  AUTH_JWT_SECRET: SECRET,
-  RATE_LIMIT_PER_MINUTE: '1000000',
-  RATE_LIMIT_HEAVY_PER_MINUTE: '1000000',
-}
+const SERVER_URL = BENCH_SERVER_URL
+const SERVICE_ENV = serviceEnv(SECRET)
 
 const out = (line = '') => process.stdout.write(`${line}\n`)
 
@@ -88,23 +78,6 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
 }
 const ms = (started: number) => performance.now() - started
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
-}
-
-function urlFor(database: string): string {
-  const url = new URL(SERVER_URL)
-  url.pathname = `/${database}`
-  return url.toString()
-}
 
 /** One request; fails the run on an unexpected status, so a dry run proves each endpoint answers. */
 async function call(base: string, route: string, options: { token?: string; method?: string; body?: string; type?: string; expect?: number; headers?: Record<string, string> } = {}) {
@@ -144,7 +117,7 @@ async function main() {
     if (cleaned) return
     cleaned = true
     for (const step of cleanups.reverse()) await step().catch((error: unknown) => out(`cleanup: ${String(error)}`))
-    if (KEEP) out(`database ${name} kept (--keep): ${urlFor(name)}`)
+    if (KEEP) out(`database ${name} kept (--keep): ${urlOn(SERVER_URL, name)}`)
     else {
       await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
       out(`database ${name} dropped`)
@@ -156,7 +129,7 @@ async function main() {
     cleanup().finally(() => process.exit(130))
   })
   try {
-    await measureAll(urlFor(name), size, cleanups)
+    await measureAll(urlOn(SERVER_URL, name), size, cleanups)
   } finally {
     await cleanup()
   }
@@ -580,17 +553,6 @@ async function captureRiskSql(pool: pg.Pool, period: Period) {
 function inlineParams(query: Parameters<PgDialect['sqlToQuery']>[0]): string {
   const { sql, params } = new PgDialect().sqlToQuery(query)
   return sql.replace(/\$(\d+)/g, (_, index: string) => `'${String(params[Number(index) - 1]).replace(/'/g, "''")}'`)
-}
-
-function runProcess(command: string, argv: string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let output = ''
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    child.once('error', reject)
-    child.once('close', (code) => resolve({ code, output }))
-  })
 }
 
 interface SpawnedServer {

@@ -5,11 +5,12 @@
  * The caller opens the database and hands it over; the app closes it when it closes.
  */
 import { randomUUID } from 'node:crypto'
-import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from '@fastify/type-provider-zod'
+import { validatorCompiler, type ZodTypeProvider } from '@fastify/type-provider-zod'
 import Fastify, { type RouteOptions } from 'fastify'
 import { z } from 'zod'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
+import { responseSerializerCompiler } from './http/serializer.js'
 import { loggerOptions, RequestLogController } from './logging.js'
 import auditLinking from './modules/audit/linking.js'
 import { auditRoutes } from './modules/audit/routes.js'
@@ -78,9 +79,10 @@ export async function buildApp(config: Config, deps: AppDependencies) {
   })
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute)
   app.setValidatorCompiler(validatorCompiler)
-  app.setSerializerCompiler(serializerCompiler)
-  app.addHook('onRequest', async (request, reply) => {
+  app.setSerializerCompiler(responseSerializerCompiler)
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    done()
   })
 
   await app.register(problemsPlugin, problemRules)

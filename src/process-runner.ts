@@ -24,8 +24,10 @@ export async function startService(config: Config): Promise<App> {
   // connection left open after its last response would hold server.close() until the grace
   // delay ran out (and the exit code would be 1).
   let draining = false
-  app.addHook('onSend', async (_request, reply) => {
+  // A callback hook, not an async one: it runs on every response, and a promise each is not free.
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (draining) reply.header('connection', 'close')
+    done(null, payload)
   })
 
   closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {

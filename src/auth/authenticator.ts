@@ -181,9 +181,9 @@ const REMEMBER_MAX = 10_000
 
 /**
  * Remembers tokens that verified, for at most a minute and never past their own `exp`: a client
- * sends the same token with every request, and verifying it costs ~150 µs of CPU each time (the
- * benchmark's largest single cost on a device read). The key is the whole token, signature
- * included, so only a byte-identical token that already verified is ever taken from here.
+ * sends the same token with every request, and checking its signature again each time was the
+ * largest single cost of a device read. The key is the whole token, signature included, so only
+ * a byte-identical token that already verified is ever taken from here; failures are never kept.
  */
 function remembering(inner: TokenVerifier): Authenticator {
   const remembered = new Map<string, { principal: Principal; until: number }>()

@@ -24,8 +24,10 @@ export default fp(
     const linkSoon = () => {
       linker.linkSoon().catch((error: unknown) => app.log.warn({ err: error }, 'audit events not linked yet; the next run will'))
     }
-    app.addHook('onResponse', async (request, reply) => {
+    // A callback hook, not an async one: it runs on every response, and a promise each is not free.
+    app.addHook('onResponse', (request, reply, done) => {
       if (!READS.has(request.method) && reply.statusCode < 400) linkSoon()
+      done()
     })
     app.addHook('onReady', async () => linkSoon())
     // Registered after the database plugin, so this runs before the pool closes.

@@ -166,7 +166,7 @@ t.test('file names per period; empty periods; 406; roles', async (t) => {
   assertProblem(t, await app.inject({ method: 'GET', url: URL_2023 }), 401)
 })
 
-t.test('the CSV and JSON downloads carry the same rows: every enum value, both booleans, a reference past 9999', async (t) => {
+t.test('the CSV download (PostgreSQL\'s COPY, or csvPart on PGlite) is byte for byte csvPart of the JSON download\'s rows: every enum value, both booleans, a reference past 9999', async (t) => {
   const { database } = await buildTestApp(t)
   // Every value of every enum column, both booleans, open/recovered/closed, a reference past 9999.
   const values = <T>(list: readonly T[], i: number) => list[i % list.length]!

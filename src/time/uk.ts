@@ -7,7 +7,7 @@ import { type SQL, sql } from 'drizzle-orm'
 
 export const UK_TIME_ZONE = 'Europe/London'
 
-// Built once: constructing an Intl formatter costs ~0.1 ms, too much per row of a 100,000-row import.
+// Built once: constructing an Intl formatter is far too slow to do per row of an import (bench/README.md).
 const UK_DATE = new Intl.DateTimeFormat('en-CA', { timeZone: UK_TIME_ZONE, year: 'numeric', month: '2-digit', day: '2-digit' })
 
 /** Today's date in UK local time, `YYYY-MM-DD`. */

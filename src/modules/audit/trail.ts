@@ -148,8 +148,8 @@ export async function linkPendingEvents(db: Db): Promise<number> {
     for (;;) {
       // The waiting ids as an array, then the events by primary key: a plan that cannot go wrong
       // with the table statistics. (As a join it was once a merge join over the whole events
-      // index, 31 ms a run; as IN (subquery) with statistics taken while the queue was empty, a
-      // nested loop over every waiting row.)
+      // index; as IN (subquery) with statistics taken while the queue was empty, a nested loop
+      // over every waiting row: see bench/README.md.)
       const pending = await tx
         .select()
         .from(auditEvents)

@@ -78,16 +78,41 @@ export function auditEventsFrom(events: SQL): SQL {
 
 const value = (name: string) => sql.placeholder(name)
 
-/** The events as arrays, one element per event (unnest keeps their order). */
-const insertAuditEvents = preparedStatement(
-  'audit_record',
-  () => sql`WITH ${auditEventsFrom(sql`
-      SELECT ${value('at')}::timestamptz, u.actor, u.action, u.entity_type, u.entity_id, u.request_id, u.before::jsonb, u.after::jsonb
-      FROM unnest(${value('actors')}::text[], ${value('actions')}::text[], ${value('entity_types')}::text[],
-                  ${value('entity_ids')}::uuid[], ${value('request_ids')}::text[], ${value('befores')}::text[], ${value('afters')}::text[])
+/**
+ * A SELECT for `auditEventsFrom` of events sent as arrays, one element per event (unnest keeps
+ * their order); `auditEventValues` gives its values. A prepared statement that makes a change can
+ * write its events in the same round trip by carrying both (incident reports do).
+ */
+export const AUDIT_EVENTS_FROM_ARRAYS = sql`
+      SELECT ${value('audit_at')}::timestamptz, u.actor, u.action, u.entity_type, u.entity_id, u.request_id, u.before::jsonb, u.after::jsonb
+      FROM unnest(${value('audit_actors')}::text[], ${value('audit_actions')}::text[], ${value('audit_entity_types')}::text[],
+                  ${value('audit_entity_ids')}::uuid[], ${value('audit_request_ids')}::text[], ${value('audit_befores')}::text[], ${value('audit_afters')}::text[])
            WITH ORDINALITY AS u(actor, action, entity_type, entity_id, request_id, before, after, n)
-      ORDER BY u.n`)} SELECT 1`,
-)
+      ORDER BY u.n`
+
+type AuditRequest = { context: WriteContext; changes: readonly AuditChange[] }
+type AuditEvent = { context: WriteContext; change: AuditChange }
+
+const eventsOf = (requests: readonly AuditRequest[]): AuditEvent[] =>
+  requests.flatMap(({ context, changes }) => changes.map((change) => ({ context, change })))
+
+function valuesOf(events: readonly AuditEvent[]): Record<string, unknown> {
+  return {
+    audit_at: new Date().toISOString(),
+    audit_actors: events.map((e) => e.context.actor),
+    audit_actions: events.map((e) => e.change.action),
+    audit_entity_types: events.map((e) => e.change.entityType),
+    audit_entity_ids: events.map((e) => e.change.entityId),
+    audit_request_ids: events.map((e) => e.context.requestId),
+    audit_befores: events.map((e) => asJsonText(e.change.before)),
+    audit_afters: events.map((e) => asJsonText(e.change.after)),
+  }
+}
+
+/** The values of AUDIT_EVENTS_FROM_ARRAYS for these requests' events, each with its own request's actor and id. */
+export const auditEventValues = (requests: readonly AuditRequest[]) => valuesOf(eventsOf(requests))
+
+const insertAuditEvents = preparedStatement('audit_record', () => sql`WITH ${auditEventsFrom(AUDIT_EVENTS_FROM_ARRAYS)} SELECT 1`)
 
 /**
  * Appends events (in order) for changes made in transaction `tx` by the request in `context`, and
@@ -98,25 +123,13 @@ export function recordAudit(tx: DbOrTx, context: WriteContext, changes: AuditCha
 }
 
 /**
- * The same for the changes of several requests made in one transaction (incident reports that
- * arrive together), each event with its own request's actor and id. One statement per 5,000
- * events, the columns sent as arrays.
+ * The same for the changes of several requests made in one transaction, each event with its own
+ * request's actor and id. One statement per 5,000 events.
  */
-export async function recordAuditOf(tx: DbOrTx, requests: readonly { context: WriteContext; changes: readonly AuditChange[] }[]): Promise<void> {
-  const events = requests.flatMap(({ context, changes }) => changes.map((change) => ({ context, change })))
-  const at = new Date().toISOString()
+export async function recordAuditOf(tx: DbOrTx, requests: readonly AuditRequest[]): Promise<void> {
+  const events = eventsOf(requests)
   for (let start = 0; start < events.length; start += BATCH) {
-    const batch = events.slice(start, start + BATCH)
-    await insertAuditEvents(tx, {
-      at,
-      actors: batch.map((e) => e.context.actor),
-      actions: batch.map((e) => e.change.action),
-      entity_types: batch.map((e) => e.change.entityType),
-      entity_ids: batch.map((e) => e.change.entityId),
-      request_ids: batch.map((e) => e.context.requestId),
-      befores: batch.map((e) => asJsonText(e.change.before)),
-      afters: batch.map((e) => asJsonText(e.change.after)),
-    })
+    await insertAuditEvents(tx, valuesOf(events.slice(start, start + BATCH)))
   }
 }
 

@@ -29,7 +29,7 @@ import { staleVersion } from '../../http/preconditions.js'
 import { iso } from '../../http/schemas.js'
 import { problems, type ProblemFieldError } from '../../plugins/problems.js'
 import { ukMidnight } from '../../time/uk.js'
-import { type AuditChange, recordAudit, recordAuditOf } from '../audit/trail.js'
+import { AUDIT_EVENTS_FROM_ARRAYS, type AuditChange, auditEventsFrom, auditEventValues, recordAudit } from '../audit/trail.js'
 import { toAssignment } from '../assignments/service.js'
 import { toDevice } from '../devices/service.js'
 import { transition } from '../devices/lifecycle.js'
@@ -241,7 +241,11 @@ async function numberReports(tx: Tx, planned: PlannedReport[]): Promise<void> {
   }
 }
 
-/** The values decided in code, stored as given: the incidents, their devices' new state, the assignments they end. */
+/**
+ * The values decided in code, stored as given — the incidents, their devices' new state, the
+ * assignments they end — with their audit events, in one round trip: the year's counter row is
+ * locked from numbering until commit, so every round trip here holds up the year's next reports.
+ */
 const storeReports = preparedStatement(
   'incident_reports_store',
   () => sql`WITH created AS (
@@ -253,7 +257,8 @@ const storeReports = preparedStatement(
     ended_assignments AS (
       UPDATE assignments a SET returned_at = u.returned_at, ended_by = u.ended_by
       FROM jsonb_populate_recordset(NULL::assignments, ${sql.placeholder('assignments')}::jsonb) u
-      WHERE a.id = u.id)
+      WHERE a.id = u.id),
+    ${auditEventsFrom(AUDIT_EVENTS_FROM_ARRAYS)}
     SELECT 1`,
 )
 
@@ -304,8 +309,8 @@ async function writeReports(tx: Tx, reports: readonly Report[]): Promise<(Incide
     incidents: rowsAsJson(incidents, planned.map((plan) => plan.row)),
     devices: rowsAsJson(devices, planned.map((plan) => plan.deviceAfter)),
     assignments: rowsAsJson(assignments, planned.flatMap((plan) => (plan.ended ? [plan.ended] : []))),
+    ...auditEventValues(events),
   })
-  await recordAuditOf(tx, events)
   return outcomes.map((outcome) => (outcome instanceof Error ? outcome : answers.get(outcome)!))
 }
 

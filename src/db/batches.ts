@@ -1,6 +1,6 @@
 /**
  * Work shared by concurrent requests: a batch is sent as soon as the previous one of its kind is
- * done, so a lone request waits for nothing and a busy service sends fewer, larger statements —
+ * done (or, where a kind allows two at once, one of the two before it), so a lone request waits for nothing and a busy service sends fewer, larger statements —
  * one round trip, and for a write one commit, for many requests. Under load most of a request's
  * cost was per statement (a round trip, a parse, for a write a commit), not the rows it touched.
  *
@@ -15,23 +15,40 @@ import type { Db, DbOrTx, Tx } from './client.js'
 /** Answers each item of a batch in order, with an Error for an item that failed on its own. */
 export type BatchRun<Item, Result> = (db: DbOrTx, batch: readonly Item[]) => Promise<(Result | Error)[]>
 
+export interface BatchOptions {
+  maxBatchSize?: number
+  /**
+   * How many batches may run at once (default 1). A transaction whose serial part is only its
+   * tail (a lock taken late and held to commit) can let the next batch's earlier statements run
+   * meanwhile; where every statement is serial, a second batch only splits the queue.
+   */
+  inFlight?: number
+}
+
 /**
- * Calls that arrive while a batch runs go together in the next one. No cache: every call is a
- * read or write of its own.
+ * Calls that arrive while `inFlight` batches run go together in the next one. No cache: every
+ * call is a read or write of its own.
  */
-function batchQueue<Item, Result>(run: (batch: readonly Item[]) => Promise<(Result | Error)[]>, maxBatchSize: number) {
-  let previous: Promise<unknown> = Promise.resolve()
+function batchQueue<Item, Result>(run: (batch: readonly Item[]) => Promise<(Result | Error)[]>, { maxBatchSize = 1_000, inFlight = 1 }: BatchOptions) {
+  const running = new Set<Promise<void>>()
+  const slotFree = async () => {
+    while (running.size >= inFlight) await Promise.race(running)
+  }
   const loader = new DataLoader<Item, Result>(
     (batch) => {
       const done = run(batch)
-      previous = done.catch(() => {})
+      const settled: Promise<void> = done.then(
+        () => {},
+        () => {},
+      ).finally(() => running.delete(settled))
+      running.add(settled)
       return done
     },
     {
       cache: false,
       maxBatchSize,
       batchScheduleFn: (dispatch) => {
-        void previous.finally(() => setImmediate(dispatch))
+        void slotFree().then(() => setImmediate(dispatch))
       },
     },
   )
@@ -49,7 +66,7 @@ const queuesByHandle = new WeakMap<Db, Map<string, Queue>>()
  * `(db, item) => result`, where items sent on the same handle while a batch of `name` runs are
  * answered together by one call of `run`. A name belongs to one `run`.
  */
-export function batched<Item, Result>(name: string, run: BatchRun<Item, Result>, maxBatchSize = 1_000): (db: DbOrTx, item: Item) => Promise<Result> {
+export function batched<Item, Result>(name: string, run: BatchRun<Item, Result>, options: BatchOptions = {}): (db: DbOrTx, item: Item) => Promise<Result> {
   return async (db, item) => {
     if (db instanceof PgTransaction) {
       const [result] = await run(db, [item])
@@ -60,7 +77,7 @@ export function batched<Item, Result>(name: string, run: BatchRun<Item, Result>,
     if (!queues) queuesByHandle.set(db, (queues = new Map()))
     let queue = queues.get(name)
     if (!queue) {
-      queue = { run: run as BatchRun<never, unknown>, enqueue: batchQueue((batch) => run(db, batch as Item[]), maxBatchSize) as Queue['enqueue'] }
+      queue = { run: run as BatchRun<never, unknown>, enqueue: batchQueue((batch) => run(db, batch as Item[]), options) as Queue['enqueue'] }
       queues.set(name, queue)
     } else if (queue.run !== run) {
       throw new Error(`two different batches are named ${name}`)
@@ -78,7 +95,7 @@ export function batched<Item, Result>(name: string, run: BatchRun<Item, Result>,
 export function batchedTransaction<Item, Result>(
   name: string,
   work: (tx: Tx, batch: readonly Item[]) => Promise<(Result | Error)[]>,
-  maxBatchSize = 1_000,
+  options: BatchOptions = {},
 ): (db: DbOrTx, item: Item) => Promise<Result> {
   const alone = (db: DbOrTx, item: Item) =>
     db.transaction((tx) => work(tx, [item])).then(
@@ -97,6 +114,6 @@ export function batchedTransaction<Item, Result>(
         return results
       }
     },
-    maxBatchSize,
+    options,
   )
 }

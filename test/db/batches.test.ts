@@ -78,3 +78,31 @@ t.test('inside a transaction an item runs alone, on that transaction', async (t)
   t.same(sizes, [1, 1])
   t.same(await database.query('SELECT n FROM batch_probe'), [], 'rolled back with the transaction it ran in')
 })
+
+t.test('with inFlight 2, a second batch runs while the first is held, and a third waits for one of them', async (t) => {
+  const database = await createTestDatabase(t)
+  const runs: number[][] = []
+  const releases: (() => void)[] = []
+  const echo = batched<number, number>(
+    'test-in-flight',
+    async (_db, batch) => {
+      runs.push([...batch])
+      await new Promise<void>((resolve) => releases.push(resolve))
+      return [...batch]
+    },
+    { inFlight: 2 },
+  )
+  const first = echo(database.db, 1)
+  await waitUntil('the first run to start', () => runs.length === 1)
+  const second = echo(database.db, 2)
+  await waitUntil('the second run to start beside the first', () => runs.length === 2)
+  const third = [echo(database.db, 3), echo(database.db, 4)]
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(runs.length, 2, 'no third run while two are under way')
+  releases[0]!()
+  await waitUntil('the third run to start once one is done', () => runs.length === 3)
+  t.same(runs[2], [3, 4], 'the calls made meanwhile went together')
+  releases[1]!()
+  releases[2]!()
+  t.same(await Promise.all([first, second, ...third]), [1, 2, 3, 4])
+})

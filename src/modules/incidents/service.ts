@@ -10,7 +10,9 @@
  *
  * Reports that arrive together share one transaction (`batchedTransaction`): the year's counter
  * row stays locked from the moment a number is taken until commit, so reports of a year queue on
- * it, and one commit for many reports is what lets them through.
+ * it, and one commit for many reports is what lets them through. Two such transactions may run at
+ * once: the devices they lock differ (or the second waits for the first), and they take the
+ * counter in turn.
  *
  * Risk is computed at read time while an incident is open, so `outstanding_30d` follows the clock
  * with nothing to update; at recovery or closure it is frozen (frozen_risk_* columns) as it stood
@@ -314,7 +316,9 @@ async function writeReports(tx: Tx, reports: readonly Report[]): Promise<(Incide
   return outcomes.map((outcome) => (outcome instanceof Error ? outcome : answers.get(outcome)!))
 }
 
-const writeReport = batchedTransaction('incident-reports', writeReports)
+// Two batches at once: the next one locks its devices and reads their assignments while this one
+// stores and commits; only the year's counter, held from numbering to commit, makes them take turns.
+const writeReport = batchedTransaction('incident-reports', writeReports, { inFlight: 2 })
 
 const incidentById = preparedQuery('incident_by_id', (db) =>
   db.select().from(incidents).where(eq(incidents.id, sql.placeholder('id'))),

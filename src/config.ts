@@ -27,6 +27,9 @@ const httpUrl = optionalString.refine(
   { error: 'must be an http:// or https:// URL' },
 )
 
+/** ASSET_TAG_PATTERN as the devices module applies it: the whole tag must match. */
+export const wholeMatch = (pattern: string) => new RegExp(`^(?:${pattern})$`, 'u')
+
 export const ConfigSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -41,9 +44,21 @@ export const ConfigSchema = z
     }),
     AUTH_JWKS_URL: httpUrl,
     AUTH_ISSUER: optionalString,
+    /** A comma list: Entra ID sends the client id or `api://…` depending on the token version. */
     AUTH_AUDIENCE: optionalString,
+    AUTH_MAX_TOKEN_HOURS: integer(1, 24 * 366, 24),
+    /** Which proxy headers to believe for a caller's address: `true`, a hop count, or addresses/CIDRs (comma list). */
+    TRUST_PROXY: optionalString.refine(
+      (value) => value === undefined || value === 'true' || value === 'false' || /^\d{1,2}$/.test(value) || value.split(',').every((entry) => /^[0-9A-Fa-f.:/]+$|^(loopback|linklocal|uniquelocal)$/.test(entry.trim())),
+      { error: 'must be true, false, a hop count, or a comma list of addresses, CIDR ranges, loopback, linklocal or uniquelocal' },
+    ),
 
     DB_POOL_MAX: integer(1, 200, 10),
+    /** The pool of the heavy routes (exports, imports, reports, audit verify), apart from everything else's. */
+    DB_HEAVY_POOL_MAX: integer(1, 50, 2),
+    EXPORT_MAX_SECONDS: integer(1, 86_400, 300),
+    /** How long a request's body may take to arrive in full before the answer is 408. */
+    REQUEST_BODY_TIMEOUT_MS: integer(1_000, 600_000, 30_000),
     DB_CONNECT_TIMEOUT_MS: integer(100, 120_000, 5_000),
     DB_STATEMENT_TIMEOUT_MS: integer(100, 3_600_000, 30_000),
     DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: integer(100, 3_600_000, 60_000),
@@ -51,11 +66,28 @@ export const ConfigSchema = z
 
     RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000, 600),
     RATE_LIMIT_HEAVY_PER_MINUTE: integer(0, 1_000_000, 30),
+    /** Requests a minute per address without a valid token, counted before any signature is checked. */
+    RATE_LIMIT_UNAUTHENTICATED_PER_MINUTE: integer(0, 1_000_000, 120),
     REDIS_URL: optionalString.refine((value) => value === undefined || /^rediss?:\/\/.+/.test(value), {
       error: 'must be a redis:// or rediss:// URL',
     }),
     PRESSURE_MAX_EVENT_LOOP_DELAY_MS: integer(0, 60_000, 1_000),
     PRESSURE_MAX_HEAP_MB: integer(0, 65_536, 1_536),
+    /** An organisation's own asset-tag scheme, as a regular expression the whole tag must match. */
+    ASSET_TAG_PATTERN: optionalString.refine(
+      (value) => {
+        if (value === undefined) return true
+        try {
+          wholeMatch(value)
+          return true
+        } catch {
+          return false
+        }
+      },
+      { error: 'must be a valid regular expression' },
+    ),
+    /** With ASSET_TAG_PATTERN: a tag that matches it, quoted in the error a wrong tag gets. */
+    ASSET_TAG_EXAMPLE: optionalString,
     CORS_ORIGINS: optionalString.refine(
       (value) => value === undefined || value.split(',').every((origin) => /^https?:\/\/[^/\s]+$/.test(origin.trim())),
       { error: 'must be a comma-separated list of origins such as https://register.example.org' },
@@ -68,6 +100,15 @@ export const ConfigSchema = z
         path: ['AUTH_JWKS_URL'],
         message: 'set either AUTH_JWT_SECRET or AUTH_JWKS_URL, not both',
       })
+    }
+    // Entra ID's signing keys are shared by every tenant: without both, any app's token would pass.
+    if (config.NODE_ENV === 'production' && config.AUTH_JWKS_URL) {
+      for (const name of ['AUTH_ISSUER', 'AUTH_AUDIENCE'] as const) {
+        if (!config[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required in production with AUTH_JWKS_URL' })
+      }
+    }
+    if (config.ASSET_TAG_PATTERN && config.ASSET_TAG_EXAMPLE && !wholeMatch(config.ASSET_TAG_PATTERN).test(config.ASSET_TAG_EXAMPLE)) {
+      ctx.addIssue({ code: 'custom', path: ['ASSET_TAG_EXAMPLE'], message: 'does not match ASSET_TAG_PATTERN' })
     }
   })
 
@@ -99,6 +140,7 @@ export function configWith(overrides: Partial<Record<keyof Config, string>> = {}
     NODE_ENV: 'test',
     RATE_LIMIT_PER_MINUTE: '0',
     RATE_LIMIT_HEAVY_PER_MINUTE: '0',
+    RATE_LIMIT_UNAUTHENTICATED_PER_MINUTE: '0',
     PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
     PRESSURE_MAX_HEAP_MB: '0',
     ...overrides,

@@ -13,6 +13,7 @@ export const OPENAPI_FILE = fileURLToPath(new URL('../openapi/openapi.json', imp
 /** Building the document runs no query and verifies no token. */
 const noTokens: Authenticator = {
   mode: 'development-secret',
+  remembered: () => undefined,
   verify: () => Promise.reject(new Error('not used')),
 }
 

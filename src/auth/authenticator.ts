@@ -9,7 +9,11 @@
  *   which `npm run token` signs with.
  *
  * Algorithms are pinned per mode (`alg: none` is never accepted), `exp` and `sub` are required,
- * `iss`/`aud` are checked when configured, and the clock tolerance is 30 seconds.
+ * `iss`/`aud` are checked when configured (`AUTH_AUDIENCE` is a comma list: Entra ID sends the
+ * client id or `api://…` depending on the token version), and the clock tolerance is 30 seconds.
+ * A token may live at most `AUTH_MAX_TOKEN_HOURS` (`exp` − `iat`, or `exp` − now without `iat`)
+ * and may not be issued in the future: a stolen long-lived token would otherwise outlast any
+ * revocation, and a future `iat` is a forger's or a broken clock's.
  */
 import { createSecretKey, randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
@@ -45,6 +49,11 @@ function isKeySetFailure(error: unknown): boolean {
 export interface Authenticator {
   /** How tokens are verified, for the start-up log line. */
   readonly mode: 'hs256-secret' | 'jwks' | 'development-secret'
+  /**
+   * The caller of this exact token if it verified a moment ago, without checking anything: what
+   * may still answer an address that has failed authentication too often.
+   */
+  remembered(token: string): Principal | undefined
   verify(token: string): Promise<Principal>
 }
 
@@ -60,6 +69,28 @@ const DEV_SECRET_FILE = 'dev-jwt-secret'
 
 function isRole(value: unknown): value is Role {
   return typeof value === 'string' && (ROLES as readonly string[]).includes(value)
+}
+
+type ClaimsConfig = Pick<Config, 'AUTH_ISSUER' | 'AUTH_AUDIENCE' | 'AUTH_MAX_TOKEN_HOURS'>
+
+/** `AUTH_AUDIENCE` as a list: every value given is accepted. */
+export function audiencesOf(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((audience) => audience.trim()).filter(Boolean)
+}
+
+/**
+ * What jose does not check: how long the token lives (`exp` − `iat`, or what is left of it when
+ * there is no `iat`) and an `iat` in the future. jose has already checked that both are numbers.
+ */
+function checkLifetime(payload: JWTPayload, maxTokenHours: number): void {
+  const now = Math.floor(Date.now() / 1000)
+  if (payload.iat !== undefined && payload.iat > now + CLOCK_TOLERANCE_SECONDS) {
+    throw new InvalidTokenError('The token is issued in the future (iat).')
+  }
+  const lifetime = payload.exp! - (payload.iat ?? now)
+  if (lifetime > maxTokenHours * 3600) {
+    throw new InvalidTokenError(`The token lives longer than the ${maxTokenHours} hour(s) accepted (from iat, or from now, to exp).`)
+  }
 }
 
 function principalFrom(payload: JWTPayload): Principal {
@@ -86,18 +117,16 @@ function describeJoseError(error: unknown): string {
   return 'The token is not a valid JWT.'
 }
 
-function hmacAuthenticator(
-  secret: Uint8Array,
-  mode: 'hs256-secret' | 'development-secret',
-  config: Pick<Config, 'AUTH_ISSUER' | 'AUTH_AUDIENCE'>,
-): TokenVerifier {
+function hmacAuthenticator(secret: Uint8Array, mode: 'hs256-secret' | 'development-secret', config: ClaimsConfig): TokenVerifier {
   // Imported once: handing jose the raw bytes would import the key again on every request.
   const key = createSecretKey(secret)
+  const options = verifyOptions(['HS256'], config)
   return {
     mode,
     async verifyWithExpiry(token) {
       try {
-        const { payload } = await jwtVerify(token, key, verifyOptions(['HS256'], config))
+        const { payload } = await jwtVerify(token, key, options)
+        checkLifetime(payload, config.AUTH_MAX_TOKEN_HOURS)
         return { principal: principalFrom(payload), exp: payload.exp! }
       } catch (error) {
         if (error instanceof InvalidTokenError) throw error
@@ -107,27 +136,30 @@ function hmacAuthenticator(
   }
 }
 
-function verifyOptions(algorithms: string[], config: Pick<Config, 'AUTH_ISSUER' | 'AUTH_AUDIENCE'>) {
+function verifyOptions(algorithms: string[], config: ClaimsConfig) {
+  const audiences = audiencesOf(config.AUTH_AUDIENCE)
   return {
     algorithms,
     clockTolerance: CLOCK_TOLERANCE_SECONDS,
     requiredClaims: ['exp', 'sub'],
     ...(config.AUTH_ISSUER ? { issuer: config.AUTH_ISSUER } : {}),
-    ...(config.AUTH_AUDIENCE ? { audience: config.AUTH_AUDIENCE } : {}),
+    ...(audiences.length > 0 ? { audience: audiences } : {}),
   }
 }
 
-function jwksAuthenticator(url: string, config: Pick<Config, 'AUTH_ISSUER' | 'AUTH_AUDIENCE'>): TokenVerifier {
+function jwksAuthenticator(url: string, config: ClaimsConfig): TokenVerifier {
   const keys = createRemoteJWKSet(new URL(url), {
     timeoutDuration: 5_000,
     cooldownDuration: 30_000,
     cacheMaxAge: 10 * 60_000,
   })
+  const options = verifyOptions(['RS256', 'ES256'], config)
   return {
     mode: 'jwks',
     async verifyWithExpiry(token) {
       try {
-        const { payload } = await jwtVerify(token, keys, verifyOptions(['RS256', 'ES256'], config))
+        const { payload } = await jwtVerify(token, keys, options)
+        checkLifetime(payload, config.AUTH_MAX_TOKEN_HOURS)
         return { principal: principalFrom(payload), exp: payload.exp! }
       } catch (error) {
         if (error instanceof InvalidTokenError) throw error
@@ -160,10 +192,14 @@ export async function developmentSecret(dataDir: string): Promise<Uint8Array> {
 
 export type AuthConfig = Pick<
   Config,
-  'NODE_ENV' | 'DATA_DIR' | 'AUTH_JWT_SECRET' | 'AUTH_JWKS_URL' | 'AUTH_ISSUER' | 'AUTH_AUDIENCE'
+  'NODE_ENV' | 'DATA_DIR' | 'AUTH_JWT_SECRET' | 'AUTH_JWKS_URL' | 'AUTH_ISSUER' | 'AUTH_AUDIENCE' | 'AUTH_MAX_TOKEN_HOURS'
 >
 
 export async function createAuthenticator(config: AuthConfig): Promise<Authenticator> {
+  // "," alone would check no audience at all, which production with a JWKS must never do.
+  if (config.AUTH_AUDIENCE !== undefined && audiencesOf(config.AUTH_AUDIENCE).length === 0) {
+    throw new ConfigError('Invalid configuration: AUTH_AUDIENCE must list at least one audience')
+  }
   if (config.AUTH_JWKS_URL) return remembering(jwksAuthenticator(config.AUTH_JWKS_URL, config))
   if (config.AUTH_JWT_SECRET) {
     return remembering(hmacAuthenticator(new TextEncoder().encode(config.AUTH_JWT_SECRET), 'hs256-secret', config))
@@ -184,16 +220,24 @@ const REMEMBER_MAX = 10_000
  * sends the same token with every request, and checking its signature again each time was the
  * largest single cost of a device read. The key is the whole token, signature included, so only
  * a byte-identical token that already verified is ever taken from here; failures are never kept.
+ * Every rule is checked before a token is kept, and none can turn a kept token bad sooner than
+ * `exp` (its lifetime and `iat` do not change; what is left of it only shrinks).
  */
 function remembering(inner: TokenVerifier): Authenticator {
   const remembered = new Map<string, { principal: Principal; until: number }>()
+  const recall = (token: string, now: number) => {
+    const hit = remembered.get(token)
+    if (hit && hit.until > now) return hit.principal
+    if (hit) remembered.delete(token)
+    return undefined
+  }
   return {
     mode: inner.mode,
+    remembered: (token) => recall(token, Date.now()),
     async verify(token) {
       const now = Date.now()
-      const hit = remembered.get(token)
-      if (hit && hit.until > now) return hit.principal
-      if (hit) remembered.delete(token)
+      const known = recall(token, now)
+      if (known) return known
       const { principal, exp } = await inner.verifyWithExpiry(token)
       if (remembered.size >= REMEMBER_MAX) remembered.delete(remembered.keys().next().value!)
       remembered.set(token, { principal, until: Math.min(now + REMEMBER_MS, exp * 1000) })
@@ -217,6 +261,7 @@ export async function signToken(secret: Uint8Array, request: TokenRequest, confi
     .setIssuedAt()
     .setExpirationTime(request.ttl)
   if (config.AUTH_ISSUER) jwt = jwt.setIssuer(config.AUTH_ISSUER)
-  if (config.AUTH_AUDIENCE) jwt = jwt.setAudience(config.AUTH_AUDIENCE)
+  const [audience] = audiencesOf(config.AUTH_AUDIENCE)
+  if (audience) jwt = jwt.setAudience(audience)
   return jwt.sign(secret)
 }

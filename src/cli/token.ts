@@ -26,9 +26,12 @@ const roles = values.role ?? []
 if (roles.length === 0) fail('name at least one role')
 const unknown = roles.filter((role) => !(ROLES as readonly string[]).includes(role))
 if (unknown.length > 0) fail(`unknown role: ${unknown.join(', ')}`)
-if (!/^\d+\s*(s|m|h|d)$/.test(values.ttl ?? '')) fail('--ttl must look like 30m, 8h or 7d')
+const ttl = /^(\d+)\s*(s|m|h|d)$/.exec(values.ttl ?? '')
+if (!ttl) fail('--ttl must look like 30m, 8h or 7d')
 
 const config = loadConfig()
+const ttlHours = (Number(ttl[1]) * { s: 1, m: 60, h: 3_600, d: 86_400 }[ttl[2] as 's' | 'm' | 'h' | 'd']) / 3_600
+if (ttlHours > config.AUTH_MAX_TOKEN_HOURS) fail(`--ttl ${values.ttl} is longer than AUTH_MAX_TOKEN_HOURS (${config.AUTH_MAX_TOKEN_HOURS}): the service would refuse the token`)
 if (config.AUTH_JWKS_URL) fail('AUTH_JWKS_URL is set: tokens come from your identity provider, not from here')
 const secret = config.AUTH_JWT_SECRET
   ? new TextEncoder().encode(config.AUTH_JWT_SECRET)

@@ -5,15 +5,19 @@
  *   config: { access: 'public' }                         // no token (health, docs)
  *
  * A route that declares nothing is refused for everyone (deny by default), and the OpenAPI
- * document shows each route's bearer requirement and roles, taken from the same declaration.
+ * document shows each route's bearer requirement, roles, 401, 403 and 429, taken from the same
+ * declaration (plugins/openapi.ts).
  *
  * Tokens are JWTs verified with jose (see `authenticator.ts`); any failure is a 401 problem with
- * `WWW-Authenticate: Bearer`, a valid token without a permitted role is 403.
+ * `WWW-Authenticate: Bearer`, a valid token without a permitted role is 403. Each failure is
+ * counted against the caller's address (the protection plugin's `authenticationLimit`); an address
+ * that has used up its failures gets 429 before its token is checked, unless the token is one that
+ * verified a moment ago, so a flood of forgeries stops costing signature checks.
  */
-import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { type Authenticator, InvalidTokenError, KeysUnavailableError, type Principal, type Role } from '../auth/authenticator.js'
-import { ProblemSchema, problems } from './problems.js'
+import { problems } from './problems.js'
 
 export type { Authenticator, Principal, Role }
 
@@ -39,34 +43,42 @@ export function hasRole(request: FastifyRequest, role: Role): boolean {
   return request.principal?.roles.includes(role) ?? false
 }
 
-function bearerToken(request: FastifyRequest): string {
+/** The token of `Authorization: Bearer <JWT>`, or why there is none. */
+function bearerToken(request: FastifyRequest): { token: string } | { missing: string } {
   const header = request.headers.authorization
-  if (!header) throw problems.unauthorized('This route needs a bearer token (Authorization: Bearer <JWT>).')
+  if (!header) return { missing: 'This route needs a bearer token (Authorization: Bearer <JWT>).' }
   const match = /^Bearer[ ]+([A-Za-z0-9._~+/=-]+)$/i.exec(header)
-  if (!match?.[1]) throw problems.unauthorized('The Authorization header must be "Bearer <JWT>".')
-  return match[1]
-}
-
-/** Adds the access declaration to the route's OpenAPI entry: security scheme, roles, 401/403. */
-function documentAccess(route: RouteOptions): void {
-  const access = route.config?.access
-  if (access === undefined || access === 'public') return
-  const schema = (route.schema ??= {}) as Record<string, unknown>
-  schema.security = [{ bearer: [] }]
-  const roles = `Roles: ${access.map((role) => `\`${role}\``).join(', ')}.`
-  schema.description = schema.description ? `${String(schema.description)}\n\n${roles}` : roles
-  schema['x-roles'] = [...access]
-  const response = (schema.response ??= {}) as Record<string, unknown>
-  response[401] ??= ProblemSchema
-  response[403] ??= ProblemSchema
+  if (!match?.[1]) return { missing: 'The Authorization header must be "Bearer <JWT>".' }
+  return { token: match[1] }
 }
 
 export default fp(
   async function authPlugin(app: FastifyInstance, options: { authenticator: Authenticator }) {
     const { authenticator } = options
+    const limit = app.authenticationLimit
     app.decorateRequest('principal', null)
 
-    app.addHook('onRoute', documentAccess)
+    async function authenticate(request: FastifyRequest): Promise<Principal> {
+      const bearer = bearerToken(request)
+      const known = 'token' in bearer ? authenticator.remembered(bearer.token) : undefined
+      if (known) return known
+      await limit.refuseIfExhausted(request)
+      try {
+        if ('missing' in bearer) throw new InvalidTokenError(bearer.missing)
+        return await authenticator.verify(bearer.token)
+      } catch (error) {
+        if (error instanceof InvalidTokenError) {
+          await limit.countFailure(request)
+          throw problems.unauthorized(error.message)
+        }
+        if (error instanceof KeysUnavailableError) {
+          // A 401 would send clients to sign in again for nothing; the outage is ours (or the IdP's).
+          request.log.warn({ err: error.cause }, 'identity provider keys unavailable')
+          throw problems.unavailable('Tokens cannot be checked right now (identity provider keys unavailable); retry shortly.')
+        }
+        throw error
+      }
+    }
 
     app.addHook('onRequest', async (request) => {
       if (request.is404) return
@@ -77,23 +89,12 @@ export default fp(
         request.log.error({ route: request.routeOptions.url }, 'route declares no access; refused')
         throw problems.forbidden('This route is not open to any role.')
       }
-      let principal: Principal
-      try {
-        principal = await authenticator.verify(bearerToken(request))
-      } catch (error) {
-        if (error instanceof InvalidTokenError) throw problems.unauthorized(error.message)
-        if (error instanceof KeysUnavailableError) {
-          // A 401 would send clients to sign in again for nothing; the outage is ours (or the IdP's).
-          request.log.warn({ err: error.cause }, 'identity provider keys unavailable')
-          throw problems.unavailable('Tokens cannot be checked right now (identity provider keys unavailable); retry shortly.')
-        }
-        throw error
-      }
+      const principal = await authenticate(request)
       request.principal = principal
       if (!access.some((role) => principal.roles.includes(role))) {
         throw problems.forbidden(`This route needs one of the roles: ${access.join(', ')}.`)
       }
     })
   },
-  { name: 'auth', dependencies: ['problems'] },
+  { name: 'auth', dependencies: ['problems', 'protection'] },
 )

@@ -1,10 +1,14 @@
 /**
  * What keeps the service standing when clients misbehave or the machine is overloaded:
  *
- * - security headers (helmet); no CORS unless `CORS_ORIGINS` names the origins allowed;
+ * - security headers (helmet), and `Cache-Control: no-store` on everything under /v1 (personal and
+ *   security data: no cache on the way may keep it), errors included; no CORS unless
+ *   `CORS_ORIGINS` names the origins allowed;
  * - rate limits per caller (the token's `sub`, or the address before authentication), stricter on
- *   the heavy routes (exports, imports); state in Redis when `REDIS_URL` is set, so several
+ *   the heavy routes (`config.heavy`: exports, imports, reports); state in Redis when `REDIS_URL` is set, so several
  *   instances share it, else in memory; 429 with `Retry-After`;
+ * - a limit on failed authentications per address (`app.authenticationLimit`, used by the auth
+ *   plugin), checked before any signature is;
  * - load shedding (@fastify/under-pressure): when the event loop lags or the heap is too full,
  *   503 with `Retry-After` rather than queueing until everything times out. Liveness is exempt.
  *
@@ -12,7 +16,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import cors from '@fastify/cors'
-import rateLimit from '@fastify/rate-limit'
+import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
@@ -25,14 +29,33 @@ type ProtectionConfig = Pick<
   Config,
   | 'RATE_LIMIT_PER_MINUTE'
   | 'RATE_LIMIT_HEAVY_PER_MINUTE'
+  | 'RATE_LIMIT_UNAUTHENTICATED_PER_MINUTE'
   | 'REDIS_URL'
   | 'PRESSURE_MAX_EVENT_LOOP_DELAY_MS'
   | 'PRESSURE_MAX_HEAP_MB'
   | 'CORS_ORIGINS'
 >
 
-/** Routes that stream or load whole files: a few a minute is plenty for a person. */
-const HEAVY_ROUTES = [/^\/v1\/exports\//, /^\/v1\/devices\/import$/]
+/** Failed authentications per address, as the auth plugin reports them and asks about them. */
+export interface AuthenticationLimit {
+  /** Refuses (429 with Retry-After) an address that has used up its failures for now. */
+  refuseIfExhausted(request: FastifyRequest): Promise<void>
+  /** Counts one failed authentication against the request's address. */
+  countFailure(request: FastifyRequest): Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    authenticationLimit: AuthenticationLimit
+  }
+}
+
+const NO_AUTHENTICATION_LIMIT: AuthenticationLimit = {
+  refuseIfExhausted: async () => {},
+  countFailure: async () => {},
+}
+
+const UNDER_V1 = /^\/v1(?:[/?]|$)/
 /** Routes that must answer even under pressure: an orchestrator restarts what fails liveness. */
 const ALWAYS_ANSWER = new Set(['/healthz', '/readyz'])
 const SHED_RETRY_AFTER_SECONDS = 5
@@ -72,13 +95,21 @@ function securityHeaders(): Record<string, string> {
 
 const callerKey = (request: FastifyRequest) => (request.principal ? `sub:${request.principal.sub}` : `ip:${request.ip}`)
 
+function tooManyRequests(detail: string, ttlMs: number): HttpProblem {
+  return new HttpProblem(429, 'too-many-requests', detail, {
+    headers: { 'retry-after': String(Math.max(1, Math.ceil(ttlMs / 1000))) },
+  })
+}
+
 export default fp(
   async function protectionPlugin(app: FastifyInstance, options: { config: ProtectionConfig }) {
     const { config } = options
 
     const headers = securityHeaders()
-    app.addHook('onRequest', (_request, reply, done) => {
+    app.addHook('onRequest', (request, reply, done) => {
       reply.headers(headers)
+      // Set before anything can fail, so that errors carry it too; nothing else sets it.
+      if (UNDER_V1.test(request.url)) reply.header('cache-control', 'no-store')
       done()
     })
 
@@ -95,7 +126,10 @@ export default fp(
       })
     }
 
-    if (config.RATE_LIMIT_PER_MINUTE > 0) {
+    const perCaller = config.RATE_LIMIT_PER_MINUTE > 0
+    const failedAuthentications = config.RATE_LIMIT_UNAUTHENTICATED_PER_MINUTE > 0
+    let authenticationLimit = NO_AUTHENTICATION_LIMIT
+    if (perCaller || failedAuthentications) {
       const redis = config.REDIS_URL
         ? new Redis(config.REDIS_URL, { connectTimeout: 1_000, maxRetriesPerRequest: 1, lazyConnect: false })
         : undefined
@@ -105,13 +139,17 @@ export default fp(
           await redis.quit().catch(() => redis.disconnect())
         })
       }
-      // Heavy routes get their own, smaller allowance; set before the rate-limit plugin sees the route.
+      // Heavy routes (`config.heavy`: a few a minute is plenty for a person) get their own, smaller
+      // allowance; set before the rate-limit plugin sees the route.
       app.addHook('onRoute', (route: RouteOptions) => {
-        if (config.RATE_LIMIT_HEAVY_PER_MINUTE > 0 && HEAVY_ROUTES.some((pattern) => pattern.test(route.url))) {
+        if (perCaller && config.RATE_LIMIT_HEAVY_PER_MINUTE > 0 && route.config?.heavy) {
           route.config = { ...route.config, rateLimit: { max: config.RATE_LIMIT_HEAVY_PER_MINUTE, timeWindow: 60_000 } }
         }
       })
       await app.register(rateLimit, {
+        // Every route's own limit only when there is one; the failed-authentication limit below
+        // is used by hand either way.
+        global: perCaller,
         max: config.RATE_LIMIT_PER_MINUTE,
         timeWindow: 60_000,
         // After authentication, so the limit follows the caller, not a shared proxy address.
@@ -120,11 +158,36 @@ export default fp(
         allowList: (request) => ALWAYS_ANSWER.has(request.routeOptions.url ?? ''),
         ...(redis ? { redis, nameSpace: 'dlr-rate-limit:', skipOnError: true } : {}),
         errorResponseBuilder: (_request, context) =>
-          new HttpProblem(429, 'too-many-requests', `Too many requests: at most ${context.max} a minute; retry after ${context.after}.`, {
-            headers: { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))) },
-          }),
+          tooManyRequests(`Too many requests: at most ${context.max} a minute; retry after ${context.after}.`, context.ttl),
       })
+
+      if (failedAuthentications) {
+        // Only failures count (@fastify/rate-limit's manual limiter: peek without counting, count
+        // on failure), so a building of users behind one proxy address is never throttled for
+        // signing in, while a flood of bad tokens from it stops costing signature checks. The
+        // address is normalised as the library does by default (an IPv6 /64 is one caller).
+        const failures = app.createRateLimit({
+          max: config.RATE_LIMIT_UNAUTHENTICATED_PER_MINUTE,
+          timeWindow: 60_000,
+          keyGenerator: (request) => `failed-authentication:${normalizeIP(request.ip)}`,
+        })
+        authenticationLimit = {
+          async refuseIfExhausted(request) {
+            const state = await failures(request, { increment: false })
+            if (!state.isAllowed && state.remaining === 0) {
+              throw tooManyRequests(
+                `Too many failed authentications from this address: at most ${state.max} a minute; retry after ${state.ttlInSeconds} s.`,
+                state.ttl,
+              )
+            }
+          },
+          async countFailure(request) {
+            await failures(request)
+          },
+        }
+      }
     }
+    app.decorate('authenticationLimit', authenticationLimit)
 
     if (config.PRESSURE_MAX_EVENT_LOOP_DELAY_MS > 0 || config.PRESSURE_MAX_HEAP_MB > 0) {
       await app.register(underPressure, {

@@ -21,3 +21,19 @@ t.test('a remembered token answers the same caller; a tampered copy is still ref
   await t.rejects(authenticator.verify(`${header}.${elevated}.${signature}`), { name: 'InvalidTokenError' })
   await t.rejects(authenticator.verify(`${token}x`), { name: 'InvalidTokenError' })
 })
+
+t.test('remembered() answers only for a token that verified, byte for byte, and checks nothing', async (t) => {
+  const config = configWith({ AUTH_JWT_SECRET: TEST_JWT_SECRET })
+  const authenticator = await createAuthenticator(config)
+  const secret = new TextEncoder().encode(TEST_JWT_SECRET)
+  const token = await signToken(secret, { sub: 'bob', roles: ['asset_manager'], ttl: '10m' })
+  t.equal(authenticator.remembered(token), undefined, 'not before it has verified')
+  await authenticator.verify(token)
+  t.same(authenticator.remembered(token), { sub: 'bob', roles: ['asset_manager'] })
+  t.equal(authenticator.remembered(`${token}x`), undefined, 'not for a copy with a byte more')
+
+  // Living longer than AUTH_MAX_TOKEN_HOURS (24 by default): refused, so never remembered.
+  const tooLong = await signToken(secret, { sub: 'carol', roles: ['security'], ttl: '25h' })
+  await t.rejects(authenticator.verify(tooLong), { name: 'InvalidTokenError', message: /lives longer/ })
+  t.equal(authenticator.remembered(tooLong), undefined)
+})

@@ -1,6 +1,7 @@
 /**
  * Token verification: every forgery is a 401 with `WWW-Authenticate: Bearer`, in each mode
- * (shared secret, JWKS served by this test on 127.0.0.1, the development secret of `npm run token`).
+ * (shared secret, JWKS served by this test on 127.0.0.1, the development secret of `npm run token`),
+ * and every audience of an AUTH_AUDIENCE list is accepted.
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -12,6 +13,7 @@ import { exportJWK, generateKeyPair, type JWTPayload, SignJWT, UnsecuredJWT } fr
 import t, { type Test } from 'tap'
 import { buildTestApp, TEST_JWT_SECRET } from '../helpers/app.js'
 import { assertProblem } from '../helpers/problem.js'
+import { identityProvider, serveJwks } from './jwks.js'
 
 const URL_UNDER_TEST = '/v1/audit-events/verify'
 const ISSUER = 'https://login.example/tenant'
@@ -94,18 +96,6 @@ t.test('HS256 mode without issuer and audience configured does not require them'
   t.equal(response.statusCode, 200)
 })
 
-/** A JWKS endpoint on 127.0.0.1, as an identity provider would publish it. */
-async function serveJwks(t: Test, keys: unknown[]) {
-  let fetches = 0
-  const server = createServer((_request, response) => {
-    fetches++
-    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }))
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/keys`, fetches: () => fetches }
-}
-
 t.test('JWKS mode: RS256 keys from the JWKS, and only those', async (t) => {
   const idp = await generateKeyPair('RS256')
   const stranger = await generateKeyPair('RS256')
@@ -136,6 +126,39 @@ t.test('JWKS mode: RS256 keys from the JWKS, and only those', async (t) => {
     .setProtectedHeader({ alg: 'RS256', jwk: await exportJWK(stranger.publicKey) })
     .sign(stranger.privateKey)
   assertUnauthorised(t, await call(app, `Bearer ${embedded}`), 'a key embedded in the token header')
+})
+
+t.test('JWKS mode with an audience list: each listed audience is accepted, any other issuer or audience refused', async (t) => {
+  // Entra ID: v1 tokens carry `api://…`, v2 tokens the client id; its keys sign every tenant's tokens.
+  const CLIENT_ID = '6e1b2f9c-3d4a-4c1e-9f2b-7a8d5c4e3b21'
+  const idp = await identityProvider(t)
+  const { app } = await buildTestApp(t, {
+    config: { AUTH_JWT_SECRET: '', AUTH_JWKS_URL: idp.jwks.url, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: ` ${CLIENT_ID} , ${AUDIENCE}` },
+  })
+  const accepted: [string, JWTPayload][] = [
+    ['aud: the client id (v2 token)', good({ aud: CLIENT_ID })],
+    ['aud: api://… (v1 token)', good({ aud: AUDIENCE })],
+    ['aud: a list holding one of them', good({ aud: ['api://someone-else', CLIENT_ID] })],
+  ]
+  for (const [what, claims] of accepted) t.equal((await call(app, `Bearer ${await idp.sign(claims)}`)).statusCode, 200, what)
+
+  const refused: [string, JWTPayload][] = [
+    ['another application of the same provider', good({ aud: 'api://another-app' })],
+    ['the configured list as one string', good({ aud: `${CLIENT_ID},${AUDIENCE}` })],
+    ['no aud', without(good(), 'aud')],
+    ['another tenant (same keys, other issuer)', good({ iss: 'https://login.example/other-tenant' })],
+    ['no iss', without(good(), 'iss')],
+    ['living ten years', good({ exp: now() + 10 * 366 * 86_400 })],
+    ['issued a year in the future', good({ iat: now() + 366 * 86_400, exp: now() + 366 * 86_400 + 300 })],
+  ]
+  for (const [what, claims] of refused) assertUnauthorised(t, await call(app, `Bearer ${await idp.sign(claims)}`), what)
+})
+
+t.test('HS256 mode with an audience list: tokens minted for the first audience are accepted', async (t) => {
+  const { app, auth } = await buildTestApp(t, { config: { AUTH_AUDIENCE: `${AUDIENCE},api://second` } })
+  t.equal((await app.inject({ method: 'GET', url: URL_UNDER_TEST, headers: await auth('security') })).statusCode, 200)
+  const second = await hs256(secret)(good({ aud: 'api://second' }))
+  t.equal((await call(app, `Bearer ${second}`)).statusCode, 200, 'and the second audience')
 })
 
 t.test('JWKS mode: keys that cannot be fetched are a 503, not a 401', async (t) => {

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
+import { createAuthenticator } from '../../src/auth/authenticator.js'
 import { ConfigError, loadConfig } from '../../src/config.js'
 
 t.test('defaults make a working configuration from an empty environment', async (t) => {
@@ -57,4 +58,40 @@ t.test('production without AUTH_* refuses to start', async (t) => {
   const result = startServer({ NODE_ENV: 'production', DATA_DIR: '/tmp/dlr-never-used' })
   t.not(result.status, 0)
   t.match(result.stderr, /AUTH_JWT_SECRET or AUTH_JWKS_URL must be set when NODE_ENV=production/)
+})
+
+t.test('production with AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE', async (t) => {
+  const jwks = { NODE_ENV: 'production', AUTH_JWKS_URL: 'https://login.example/common/discovery/v2.0/keys' }
+  const issuer = 'https://login.example/tenant/v2.0'
+  const audience = 'api://device-loss-register,6e1b2f9c-3d4a-4c1e-9f2b-7a8d5c4e3b21'
+  t.throws(() => loadConfig({ ...jwks, AUTH_AUDIENCE: audience }), { message: /^Invalid configuration: AUTH_ISSUER is required in production with AUTH_JWKS_URL$/ })
+  t.throws(() => loadConfig({ ...jwks, AUTH_ISSUER: issuer }), { message: /^Invalid configuration: AUTH_AUDIENCE is required in production with AUTH_JWKS_URL$/ })
+  t.throws(() => loadConfig(jwks), { message: /AUTH_ISSUER is required.*; AUTH_AUDIENCE is required/ })
+  t.equal(loadConfig({ ...jwks, AUTH_ISSUER: issuer, AUTH_AUDIENCE: audience }).AUTH_AUDIENCE, audience)
+  t.ok(loadConfig({ AUTH_JWKS_URL: jwks.AUTH_JWKS_URL }), 'outside production, neither is required')
+  t.ok(loadConfig({ NODE_ENV: 'production', AUTH_JWT_SECRET: 'x'.repeat(32) }), 'nor with a shared secret')
+
+  // The start itself refuses, with the one line that names what is missing.
+  for (const [missing, env] of [
+    ['AUTH_ISSUER', { ...jwks, AUTH_AUDIENCE: audience }],
+    ['AUTH_AUDIENCE', { ...jwks, AUTH_ISSUER: issuer }],
+  ] as const) {
+    const result = startServer({ ...env, DATA_DIR: '/tmp/dlr-never-used' })
+    t.equal(result.status, 1, `without ${missing}: exit code 1`)
+    t.equal(result.stderr.trim().split('\n').at(-1), `Invalid configuration: ${missing} is required in production with AUTH_JWKS_URL`)
+  }
+})
+
+t.test('an AUTH_AUDIENCE that lists no audience is refused, not read as "any"', async (t) => {
+  await t.rejects(createAuthenticator(loadConfig({ AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_AUDIENCE: ' , ' })), {
+    name: 'ConfigError',
+    message: 'Invalid configuration: AUTH_AUDIENCE must list at least one audience',
+  })
+})
+
+t.test('the new limits have their documented defaults', async (t) => {
+  const config = loadConfig({})
+  t.equal(config.AUTH_MAX_TOKEN_HOURS, 24)
+  t.equal(config.RATE_LIMIT_UNAUTHENTICATED_PER_MINUTE, 120)
+  t.throws(() => loadConfig({ AUTH_MAX_TOKEN_HOURS: '0' }), { message: /AUTH_MAX_TOKEN_HOURS must be an integer/ })
 })

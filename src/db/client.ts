@@ -2,7 +2,10 @@
  * The database layer: one Drizzle schema, two drivers.
  *
  * - `DATABASE_URL` set: a node-postgres Pool with connect, statement and idle-in-transaction
- *   timeouts, and pool errors logged (a dropped idle connection must never crash the process).
+ *   timeouts, and pool errors logged (a dropped idle connection must never crash the process);
+ *   and a second, small pool with the same limits for the heavy routes (`heavy`), so that however
+ *   many exports, imports and reports run, and however slowly their clients read, the main pool
+ *   keeps its connections for everything else.
  * - unset: embedded PostgreSQL (PGlite) persisted under `DATA_DIR`, so the service runs on a fresh
  *   machine with nothing installed.
  *
@@ -38,16 +41,23 @@ interface DatabaseBase {
 /**
  * The database, typed by its driver: only code in `src/db/` looks past `db`, `query` and `ping`
  * to the pool or the embedded client (streaming, migrations, dumps, dedicated sessions).
+ * `heavy` is what the heavy routes run on: on PostgreSQL a Database of its own pool (whose
+ * `heavy` is itself), closed with this one; on PGlite this same database (one embedded connection).
  */
 export type Database =
-  | (DatabaseBase & { readonly driver: 'postgres'; readonly pool: pg.Pool })
-  | (DatabaseBase & { readonly driver: 'pglite'; readonly client: PGlite })
+  | (DatabaseBase & { readonly driver: 'postgres'; readonly pool: pg.Pool; readonly heavy: PostgresDatabase })
+  | (DatabaseBase & { readonly driver: 'pglite'; readonly client: PGlite; readonly heavy: PgliteDatabase })
 export type PostgresDatabase = Extract<Database, { driver: 'postgres' }>
 export type PgliteDatabase = Extract<Database, { driver: 'pglite' }>
 
 export interface PostgresOptions {
   url: string
   poolMax: number
+  /**
+   * The heavy routes' own pool, of this size. Absent: one pool serves everything (`heavy` is the
+   * database itself), for tools and benchmarks that serve no requests.
+   */
+  heavyPoolMax?: number
   connectTimeoutMs: number
   statementTimeoutMs: number
   idleInTransactionTimeoutMs: number
@@ -109,10 +119,13 @@ function guardCheckouts(pool: pg.Pool): void {
   pool.connect = guarded as typeof pool.connect
 }
 
-export function connectPostgres(options: PostgresOptions): PostgresDatabase {
+const APPLICATION_NAME = 'device-loss-register'
+
+/** One pool with the service's limits and guards; `name` tells its connections apart in pg_stat_activity. */
+function createPool(options: PostgresOptions, max: number, name: string): pg.Pool {
   const pool = new pg.Pool({
     connectionString: options.url,
-    max: options.poolMax,
+    max,
     connectionTimeoutMillis: options.connectTimeoutMs,
     idleTimeoutMillis: 30_000,
     // Server-side limits: a runaway query or a transaction left open by a bug ends on its own.
@@ -120,7 +133,7 @@ export function connectPostgres(options: PostgresOptions): PostgresDatabase {
     idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs,
     // Client-side limit, a little longer, for when the server stops answering altogether.
     query_timeout: options.statementTimeoutMs + 5_000,
-    application_name: 'device-loss-register',
+    application_name: name,
   })
   // An idle client whose connection drops (database restart, pg_terminate_backend) emits 'error'
   // on the pool; unhandled, that would crash the process. The pool discards the client itself.
@@ -129,12 +142,20 @@ export function connectPostgres(options: PostgresOptions): PostgresDatabase {
   })
   pool.on('connect', guardConnection)
   guardCheckouts(pool)
+  return pool
+}
+
+/** The Database on one pool; closing it closes `heavy` too when that is another pool's. */
+function databaseOn(pool: pg.Pool, heavy?: PostgresDatabase): PostgresDatabase {
   const db = drizzlePg(pool, { schema }) as unknown as Db
   let closed = false
-  return {
+  const database: PostgresDatabase = {
     driver: 'postgres',
     pool,
     db,
+    get heavy() {
+      return heavy ?? database
+    },
     async ping() {
       await pool.query('SELECT 1')
     },
@@ -144,9 +165,16 @@ export function connectPostgres(options: PostgresOptions): PostgresDatabase {
     async close() {
       if (closed) return
       closed = true
-      await pool.end()
+      await Promise.all([pool.end(), heavy?.close()])
     },
   }
+  return database
+}
+
+export function connectPostgres(options: PostgresOptions): PostgresDatabase {
+  const heavy =
+    options.heavyPoolMax === undefined ? undefined : databaseOn(createPool(options, options.heavyPoolMax, `${APPLICATION_NAME} (heavy)`))
+  return databaseOn(createPool(options, options.poolMax, APPLICATION_NAME), heavy)
 }
 
 export interface PgliteOptions {
@@ -164,10 +192,14 @@ export async function connectPglite(options: PgliteOptions): Promise<PgliteDatab
     extensions: { pg_trgm },
   })
   const db = drizzlePglite(client, { schema }) as unknown as Db
-  return {
+  const database: PgliteDatabase = {
     driver: 'pglite',
     client,
     db,
+    // One embedded connection: there is no second pool to give the heavy routes.
+    get heavy() {
+      return database
+    },
     async ping() {
       await client.query('SELECT 1')
     },
@@ -178,12 +210,14 @@ export async function connectPglite(options: PgliteOptions): Promise<PgliteDatab
       if (!client.closed) await client.close()
     },
   }
+  return database
 }
 
 export interface DatabaseConfig {
   DATABASE_URL?: string | undefined
   DATA_DIR: string
   DB_POOL_MAX: number
+  DB_HEAVY_POOL_MAX: number
   DB_CONNECT_TIMEOUT_MS: number
   DB_STATEMENT_TIMEOUT_MS: number
   DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: number
@@ -195,6 +229,7 @@ export async function openDatabase(config: DatabaseConfig, logger?: PostgresOpti
     return connectPostgres({
       url: config.DATABASE_URL,
       poolMax: config.DB_POOL_MAX,
+      heavyPoolMax: config.DB_HEAVY_POOL_MAX,
       connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
       statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
       idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,

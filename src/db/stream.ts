@@ -14,6 +14,9 @@
  * - PGlite: a cursor (DECLARE … CURSOR / FETCH) inside a transaction, which holds the one
  *   connection: other queries wait until the stream ends.
  *
+ * A stream also ends when its `signal` aborts (the export's deadline): however steadily the reader
+ * reads, the connection goes back then, and the stream fails rather than end short.
+ *
  * `openCopyStream` is the same for PostgreSQL's own CSV (`COPY (…) TO STDOUT`): where PostgreSQL
  * can write what the reader wants, it does so several times faster than rows parsed and encoded
  * in Node (see bench/README.md).
@@ -35,6 +38,8 @@ export interface StreamOptions<T> {
   timeLimitMs: number
   /** How long a batch may wait for the reader before the stream fails and frees its connection. */
   stallLimitMs: number
+  /** Aborting it fails the stream and frees its connection at once, whatever the reader is doing. */
+  signal?: AbortSignal
 }
 
 export interface RowStream<T> {
@@ -165,6 +170,20 @@ class Wake {
   }
 }
 
+/**
+ * Calls `stop` when `signal` aborts (at once if it already has); returns the function that stops
+ * listening, for when the stream ends first.
+ */
+function onAbort(signal: AbortSignal | undefined, stop: () => void): () => void {
+  if (!signal) return () => {}
+  if (signal.aborted) {
+    stop()
+    return () => {}
+  }
+  signal.addEventListener('abort', stop, { once: true })
+  return () => signal.removeEventListener('abort', stop)
+}
+
 /** Hands `value` to the reader, calling `onStall` should it take longer than `limitMs` to come back for more. */
 async function* yieldWithin<T>(value: T, limitMs: number, onStall: () => void): AsyncGenerator<T> {
   const stalled = setTimeout(onStall, limitMs)
@@ -182,6 +201,10 @@ async function* postgresBatches<T>(pool: pg.Pool, text: string, params: unknown[
   let batch: TextRow[] = []
   let ended = false
   let failure: Error | undefined
+  const stopOnAbort = onAbort(options.signal, () => {
+    session.abandon('the stream was aborted')
+    reader.wake()
+  })
   try {
     const onRow = (row: TextRow) => {
       batch.push(row)
@@ -204,8 +227,11 @@ async function* postgresBatches<T>(pool: pg.Pool, text: string, params: unknown[
       }
       reader.wake()
     }
+    // Aborted while it waited for a connection: the statement is never sent.
+    options.signal?.throwIfAborted()
     session.client.query(new StreamedQuery(text, params, options.timeLimitMs, onRow, onEnd))
     for (;;) {
+      options.signal?.throwIfAborted()
       if (ready.length > 0) {
         const next = ready.shift()!
         if (ready.length < 2 && !session.released) session.socket.resume()
@@ -217,6 +243,7 @@ async function* postgresBatches<T>(pool: pg.Pool, text: string, params: unknown[
       await reader.wait()
     }
   } finally {
+    stopOnAbort()
     // Reached also when the reader stops early (it went away).
     session.abandon('the stream stopped before its query ended')
   }
@@ -234,7 +261,8 @@ async function* pgliteBatches<T>(client: PGlite, text: string, params: unknown[]
       await tx.query(`DECLARE row_stream NO SCROLL CURSOR FOR ${text}`, params)
       while (!stop) {
         const { rows } = await tx.query<TextRow>(`FETCH ${Math.trunc(options.batchSize)} FROM row_stream`, [], { rowMode: 'array' })
-        if (rows.length === 0) break
+        // Stopped while fetching (the stream was aborted): nobody will take this batch.
+        if (rows.length === 0 || stop) break
         ready.push(options.encode(rows))
         // Wait for the reader to take this batch before fetching the next one.
         const taken = producer.wait()
@@ -254,28 +282,34 @@ async function* pgliteBatches<T>(client: PGlite, text: string, params: unknown[]
       reader.wake()
     })
   // A reader that stops must not hold the one connection: the stream fails rather than end short.
-  const onStall = () => {
-    failure ??= new Error('the reader stopped reading')
+  const fail = (error: unknown) => {
+    failure ??= error
     stop = true
     producer.wake()
+    reader.wake()
   }
+  const onStall = () => fail(new Error('the reader stopped reading'))
+  const stopOnAbort = onAbort(options.signal, () => fail(options.signal!.reason))
   try {
     for (;;) {
+      if (failure) throw failure
       if (ready.length > 0) {
         yield* yieldWithin(ready.shift()!, options.stallLimitMs, onStall)
         producer.wake()
         continue
       }
-      if (failure) throw failure
       if (finished) return
       await reader.wait()
     }
   } finally {
+    stopOnAbort()
     stop = true
     producer.wake()
     await fetching
   }
 }
+
+export type CopyStreamOptions = Omit<StreamOptions<never>, 'batchSize' | 'encode'>
 
 /**
  * PostgreSQL only: the query's result as CSV written by PostgreSQL (`COPY (…) TO STDOUT WITH
@@ -283,7 +317,7 @@ async function* pgliteBatches<T>(client: PGlite, text: string, params: unknown[]
  * limits as the row stream. COPY takes no parameters, so the query's are written into its text as
  * quoted literals.
  */
-export async function openCopyStream(database: PostgresDatabase, query: SQL, options: Omit<StreamOptions<never>, 'batchSize' | 'encode'>): Promise<RowStream<Buffer>> {
+export async function openCopyStream(database: PostgresDatabase, query: SQL, options: CopyStreamOptions): Promise<RowStream<Buffer>> {
   const { sql: text, params } = dialect.sqlToQuery(query)
   const inlined = text.replace(/\$(\d+)/g, (_, index: string) => {
     const value = params[Number(index) - 1]
@@ -292,14 +326,31 @@ export async function openCopyStream(database: PostgresDatabase, query: SQL, opt
   return opened(copiedChunks(database.pool, `COPY (${inlined}) TO STDOUT WITH (FORMAT csv, HEADER)`, options))
 }
 
-async function* copiedChunks(pool: pg.Pool, statement: string, options: Omit<StreamOptions<never>, 'batchSize' | 'encode'>): AsyncGenerator<Buffer> {
+/**
+ * pg arms a read timer (`query_timeout`) for every query and clears it through the query's
+ * `callback`, which a COPY stream never calls: the stream gets its own limit, as the row stream's
+ * query does, and the timer is cleared once the stream is done (else the pool's limit would end a
+ * long download, and the timer would outlive it).
+ */
+type CopyQuery = ReturnType<typeof pgCopy.to> & { callback?: (error?: Error) => void }
+
+async function* copiedChunks(pool: pg.Pool, statement: string, options: CopyStreamOptions): AsyncGenerator<Buffer> {
   const session = await StreamSession.open(pool, options.timeLimitMs)
+  const copy: CopyQuery = Object.assign(pgCopy.to(statement), { query_timeout: options.timeLimitMs + 5_000 })
+  session.client.query(copy)
+  const stopOnAbort = onAbort(options.signal, () => {
+    session.abandon('the stream was aborted')
+    copy.destroy(options.signal!.reason as Error)
+  })
   try {
-    for await (const chunk of session.client.query(pgCopy.to(statement))) {
+    for await (const chunk of copy) {
+      options.signal?.throwIfAborted()
       yield* yieldWithin(chunk as Buffer, options.stallLimitMs, () => session.abandon('the reader stopped reading'))
     }
     session.finish()
   } finally {
+    stopOnAbort()
+    copy.callback?.()
     // Reached also when the reader stops early (it went away) or the COPY failed.
     session.abandon('the stream stopped before its COPY ended')
   }

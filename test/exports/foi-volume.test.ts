@@ -7,14 +7,11 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { getTableColumns } from 'drizzle-orm'
 import t from 'tap'
-import type { Database } from '../../src/db/client.js'
-import { incidents } from '../../src/db/schema.js'
 import { buildTestApp } from '../helpers/app.js'
 import { driverUnderTest } from '../helpers/database.js'
-import { insertIncident } from '../helpers/fixtures.js'
 import { waitUntil } from '../helpers/wait.js'
+import { bulkInsertIncidents } from './helpers.js'
 
 const ROWS = driverUnderTest === 'postgres' ? 200_000 : 5_000
 const MB = 1024 * 1024
@@ -23,29 +20,6 @@ const MB = 1024 * 1024
 function collector(): () => void {
   v8.setFlagsFromString('--expose-gc')
   return vm.runInNewContext('gc') as () => void
-}
-
-async function bulkInsert(database: Database, rows: number) {
-  // Closed incidents of one device (a device may have many), spread over 2023 at 150 s intervals:
-  // the first from the shared fixture, the others copies of it with their own id, reference, kind and times.
-  const first = await insertIncident(database, {
-    reference: 'INC-2023-000001', reportedAt: '2023-01-01T00:02:30Z', kind: 'stolen', status: 'closed', remoteWipe: 'requested',
-    circumstances: 'Bulk circumstances', closeReason: 'Bulk write-off',
-  })
-  const copied: Record<string, string> = {
-    id: 'gen_random_uuid()',
-    reference: "'INC-2023-' || lpad(g::text, 6, '0')",
-    kind: "(CASE WHEN g % 2 = 0 THEN 'lost' ELSE 'stolen' END)::incident_kind",
-    reported_at: "i.reported_at + (g - 1) * interval '150 seconds'",
-    closed_at: "i.closed_at + (g - 1) * interval '150 seconds'",
-  }
-  const columns = Object.values(getTableColumns(incidents)).map((column) => column.name)
-  await database.query(
-    `INSERT INTO incidents (${columns.join(', ')})
-     SELECT ${columns.map((column) => copied[column] ?? `i.${column}`).join(', ')}
-     FROM incidents AS i, generate_series(2, $2::int) AS g WHERE i.id = $1`,
-    [first.id, rows],
-  )
 }
 
 async function serve(t: Parameters<typeof buildTestApp>[0]) {
@@ -57,7 +31,7 @@ async function serve(t: Parameters<typeof buildTestApp>[0]) {
 
 t.test(`a ${ROWS}-row export streams in flat memory`, async (t) => {
   const { database, auth, port } = await serve(t)
-  await bulkInsert(database, ROWS)
+  await bulkInsertIncidents(database, ROWS)
   const { authorization } = await auth('foi_officer')
 
   // Without collections V8 lets garbage pile up (the rows are garbage the moment they are sent), so
@@ -113,7 +87,7 @@ t.test(`a ${ROWS}-row export streams in flat memory`, async (t) => {
 
 t.test('a client that goes away mid-export releases the cursor and its transaction', async (t) => {
   const { database, auth, port, app } = await serve(t)
-  await bulkInsert(database, 5_000)
+  await bulkInsertIncidents(database, 5_000)
   const { authorization } = await auth('foi_officer')
   await new Promise<void>((resolve, reject) => {
     const request = http.get({ port, host: '127.0.0.1', path: '/v1/exports/foi/lost-stolen?year=2023', headers: { authorization } }, (response) => {

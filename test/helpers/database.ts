@@ -15,7 +15,7 @@ import { readdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
-import { connectPglite, connectPostgres, type Database } from '../../src/db/client.js'
+import { connectPglite, connectPostgres, type Database, type PostgresOptions } from '../../src/db/client.js'
 import { migrationsFolder, runMigrations } from '../../src/db/migrate.js'
 import { TEMPLATE_LOCK } from './locks.js'
 
@@ -42,9 +42,9 @@ export function postgresUrlFor(database: string): string {
   return url.toString()
 }
 
-/** Connection settings for a test pool: small, with the service's own timeouts. */
-export function testPoolOptions(url: string) {
-  return { url, poolMax: 10, connectTimeoutMs: 5_000, statementTimeoutMs: 30_000, idleInTransactionTimeoutMs: 30_000 }
+/** Connection settings for a test pool: small, with the service's own timeouts, and a heavy pool beside it as the service has. */
+export function testPoolOptions(url: string): PostgresOptions {
+  return { url, poolMax: 10, heavyPoolMax: 2, connectTimeoutMs: 5_000, statementTimeoutMs: 30_000, idleInTransactionTimeoutMs: 30_000 }
 }
 
 /**
@@ -130,15 +130,20 @@ async function migratedPgliteDump(): Promise<Blob> {
 
 /**
  * A fresh database of the driver under test (or of `driver`), migrated unless `migrated: false`,
- * closed and removed when the test ends: the factory every test's database comes from.
+ * closed and removed when the test ends: the factory every test's database comes from. `pool`
+ * changes the PostgreSQL pools' settings (sizes, timeouts); PGlite has none.
  */
 export async function createTestDatabase(
   t: Teardown,
-  { driver = driverUnderTest, migrated = true }: { driver?: Database['driver']; migrated?: boolean } = {},
+  {
+    driver = driverUnderTest,
+    migrated = true,
+    pool = {},
+  }: { driver?: Database['driver']; migrated?: boolean; pool?: Partial<Omit<PostgresOptions, 'url'>> } = {},
 ): Promise<Database> {
   const database =
     driver === 'postgres'
-      ? connectPostgres(testPoolOptions((await newPostgresDatabase(t, migrated)).url))
+      ? connectPostgres({ ...testPoolOptions((await newPostgresDatabase(t, migrated)).url), ...pool })
       : await connectPglite(migrated ? { loadDataDir: await (pgliteDump ??= migratedPgliteDump()) } : {})
   // tap runs teardowns last-added first: the pool is closed before its database is dropped.
   t.teardown(() => database.close())

@@ -6,6 +6,7 @@
 import t from 'tap'
 import { buildTestApp } from '../helpers/app.js'
 import { TEST_DATABASE_URL } from '../helpers/database.js'
+import { walkPages } from '../helpers/pages.js'
 import { postScans } from './helpers.js'
 
 const DEVICES = TEST_DATABASE_URL ? 50_000 : 2_000
@@ -60,6 +61,17 @@ t.test(`a stocktake of ${DEVICES} devices and ${DEVICES} scans`, async (t) => {
     },
     { missing: expected.missing, unknown: expected.unknown, reportedMissingButSeen: 0, retiredButSeen: expected.retiredButSeen },
   )
+  // Each class a page of 200 at a time: together, the document's lists.
+  const walkAll = async (when: string) => {
+    for (const name of ['missing', 'unknown', 'retiredButSeen'] as const) {
+      started = performance.now()
+      const { pages, items } = await walkPages(app, `/v1/stocktakes/${id}/discrepancies/${name}?limit=200`, headers)
+      t.comment(`${when}, ${name}: ${pages.length} pages of 200 in ${Math.round(performance.now() - started)} ms`)
+      t.same(items, discrepancies[name], `${when}, ${name}: the pages are the document's list`)
+    }
+  }
+  await walkAll('open')
+
   started = performance.now()
   const read = (await app.inject({ method: 'GET', url: `/v1/stocktakes/${id}`, headers })).json()
   t.comment(`counts: ${Math.round(performance.now() - started)} ms`)
@@ -69,6 +81,7 @@ t.test(`a stocktake of ${DEVICES} devices and ${DEVICES} scans`, async (t) => {
   const closed = await app.inject({ method: 'POST', url: `/v1/stocktakes/${id}/close`, headers })
   t.comment(`close (freezing the discrepancies): ${Math.round(performance.now() - started)} ms`)
   t.same(closed.json().counts, expected)
+  await walkAll('closed')
   const [seen] = await database.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices WHERE last_seen_at IS NOT NULL`)
   t.equal(seen!.n, seenCount, 'every scanned device has its lastSeenAt')
 })

@@ -8,6 +8,10 @@
  * JSON, and the CSV on PGlite, as rows encoded here a batch at a time (`openRowStream`). The row
  * path reached about a third of COPY's rate, under the 0.5 the export must reach (bench/README.md).
  *
+ * Every download has a deadline (EXPORT_MAX_SECONDS), counted from its start and never restarted
+ * by a chunk sent: a client reading a few bytes a second, which never trips the stall limit, would
+ * otherwise hold a database connection for as long as it liked.
+ *
  * Encodings (same rows, same order, so the same data gives the same bytes):
  * - CSV: header row, CRLF line ends (RFC 4180), booleans `yes`/`no`, a missing date empty, and
  *   cells that a spreadsheet would run as a formula prefixed with an apostrophe.
@@ -20,6 +24,7 @@ import { type SQL, sql } from 'drizzle-orm'
 import type { Database } from '../../db/client.js'
 import { incidents } from '../../db/schema.js'
 import { openCopyStream, openRowStream, type RowStream, type TextRow } from '../../db/stream.js'
+import { problems } from '../../plugins/problems.js'
 import { inPeriod } from '../reports/risk-summary.js'
 import type { Period } from '../reports/periods.js'
 
@@ -57,9 +62,6 @@ export interface FoiRow {
  * be promoted); small enough that a batch dies young.
  */
 const BATCH_ROWS = 1000
-
-/** A download may take far longer than an ordinary query (30 s): an hour. */
-const EXPORT_TIME_LIMIT_MS = 60 * 60_000
 
 /**
  * How long an export waits for its client to take the next batch before giving up: a client that
@@ -113,13 +115,47 @@ function rowFromText(fields: TextRow): FoiRow {
 /** Turns a batch of rows into the text sent for them (`csvPart`, `jsonPart`). */
 export type Encode = (rows: FoiRow[]) => string
 
+export interface ExportLimits {
+  /** How long a download may last from its start, however its client reads (EXPORT_MAX_SECONDS). */
+  maxMs: number
+}
+
+/** A download's body, and what frees its database connection once the body is done with. */
+export interface FoiDownload {
+  body: Readable
+  close: () => Promise<unknown>
+}
+
+/**
+ * Opens a download under its deadline. At the deadline the stream gives its connection back and the
+ * body is destroyed, so the client's response ends short (never looks complete); one that runs out
+ * while still waiting for a connection is a 503.
+ */
+async function withDeadline(limits: ExportLimits, open: (signal: AbortSignal) => Promise<FoiDownload>): Promise<FoiDownload> {
+  const deadline = new AbortController()
+  const timer = setTimeout(() => deadline.abort(problems.unavailable('The export ran past its time limit; retry later.')), limits.maxMs)
+  let download: FoiDownload
+  try {
+    download = await open(deadline.signal)
+  } catch (error) {
+    clearTimeout(timer)
+    throw error
+  }
+  const { body } = download
+  deadline.signal.addEventListener('abort', () => body.destroy(deadline.signal.reason as Error), { once: true })
+  body.once('close', () => clearTimeout(timer))
+  return download
+}
+
 /** The period's FOI rows, batch by batch, each batch encoded as soon as it is read; see openRowStream. */
-export function openFoiExport(database: Database, period: Period, encode: Encode): Promise<RowStream<string>> {
+function openFoiExport(database: Database, period: Period, encode: Encode, limits: ExportLimits, signal: AbortSignal): Promise<RowStream<string>> {
   return openRowStream(database, foiQuery(period), {
     batchSize: BATCH_ROWS,
     encode: (rows) => encode(rows.map(rowFromText)),
-    timeLimitMs: EXPORT_TIME_LIMIT_MS,
+    // The statement cannot outlive the download it feeds.
+    timeLimitMs: limits.maxMs,
     stallLimitMs: STALL_LIMIT_MS,
+    signal,
   })
 }
 
@@ -129,23 +165,27 @@ export function openFoiExport(database: Database, period: Period, encode: Encode
  * quoting or an apostrophe, and none holds a line break, so each LF that COPY ends a record with
  * can become the CRLF of RFC 4180. On PGlite the rows are encoded by csvPart.
  */
-export async function openFoiCsv(database: Database, period: Period): Promise<{ body: Readable; close: () => Promise<unknown> }> {
-  if (database.driver !== 'postgres') {
-    const { batches, close } = await openFoiExport(database, period, csvPart)
-    return { body: toCsv(batches), close }
-  }
-  const { batches, close } = await openCopyStream(database, foiQuery(period, 'yes/no'), { timeLimitMs: EXPORT_TIME_LIMIT_MS, stallLimitMs: STALL_LIMIT_MS })
-  const crlf = (async function* () {
-    // latin1 maps each byte to one character and back: the text is ASCII, and stays as sent.
-    for await (const chunk of batches) yield chunk.toString('latin1').replaceAll('\n', '\r\n')
-  })()
-  return { body: Readable.from(crlf, { objectMode: false }), close }
+export function openFoiCsv(database: Database, period: Period, limits: ExportLimits): Promise<FoiDownload> {
+  return withDeadline(limits, async (signal) => {
+    if (database.driver !== 'postgres') {
+      const { batches, close } = await openFoiExport(database, period, csvPart, limits, signal)
+      return { body: toCsv(batches), close }
+    }
+    const { batches, close } = await openCopyStream(database, foiQuery(period, 'yes/no'), { timeLimitMs: limits.maxMs, stallLimitMs: STALL_LIMIT_MS, signal })
+    const crlf = (async function* () {
+      // latin1 maps each byte to one character and back: the text is ASCII, and stays as sent.
+      for await (const chunk of batches) yield chunk.toString('latin1').replaceAll('\n', '\r\n')
+    })()
+    return { body: Readable.from(crlf, { objectMode: false }), close }
+  })
 }
 
 /** The JSON download: rows encoded by jsonPart, batch by batch. */
-export async function openFoiJson(database: Database, period: Period): Promise<{ body: Readable; close: () => Promise<unknown> }> {
-  const { batches, close } = await openFoiExport(database, period, jsonPart)
-  return { body: toJson(batches), close }
+export function openFoiJson(database: Database, period: Period, limits: ExportLimits): Promise<FoiDownload> {
+  return withDeadline(limits, async (signal) => {
+    const { batches, close } = await openFoiExport(database, period, jsonPart, limits, signal)
+    return { body: toJson(batches), close }
+  })
 }
 
 /** A cell a spreadsheet would take for a formula gets a leading apostrophe (CSV injection). */

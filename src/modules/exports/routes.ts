@@ -1,6 +1,9 @@
 import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
 import { z } from 'zod'
+import type { Config } from '../../config.js'
 import { problems, ProblemSchema } from '../../plugins/problems.js'
+import { DeviceKind } from '../devices/schemas.js'
+import { IncidentKind, IncidentStatus, LocationCategory, RemoteWipe } from '../incidents/schemas.js'
 import { PeriodQuery, resolvePeriod } from '../reports/periods.js'
 import { openFoiCsv, openFoiJson } from './foi.js'
 
@@ -8,6 +11,23 @@ const EXPORT_ROLES = ['security', 'foi_officer'] as const
 
 export const EXPORT_TYPES = ['text/csv', 'application/json'] as const
 export type ExportType = (typeof EXPORT_TYPES)[number]
+
+/** A row of the JSON export, as `jsonRecord` (foi.ts) writes it: the CSV's columns, in camelCase. */
+export const FoiRecordSchema = z
+  .object({
+    reference: z.string(),
+    dateReported: z.string().meta({ description: 'The UK date it was reported, YYYY-MM-DD.' }),
+    itemType: DeviceKind,
+    lostOrStolen: IncidentKind,
+    locationCategory: LocationCategory,
+    encrypted: z.boolean(),
+    personalDataAtRisk: z.boolean(),
+    remoteWipe: RemoteWipe,
+    recovered: z.boolean(),
+    dateRecovered: z.string().nullable().meta({ description: 'The UK date it was recovered, YYYY-MM-DD; null if not.' }),
+    status: IncidentStatus,
+  })
+  .meta({ id: 'FoiLostStolenRecord' })
 
 /**
  * Content negotiation over the `Accept` header (RFC 9110 §12.5.1): each type we offer takes the q
@@ -46,12 +66,15 @@ export function negotiateExportType(accept: string | undefined): ExportType | un
   return best?.type
 }
 
-export const exportRoutes: FastifyPluginAsyncZod = async (app) => {
+export const exportRoutes: FastifyPluginAsyncZod<{ config: Config }> = async (app, { config }) => {
+  const limits = { maxMs: config.EXPORT_MAX_SECONDS * 1000 }
+
   app.get(
     '/v1/exports/foi/lost-stolen',
     {
-      config: { access: EXPORT_ROLES },
+      config: { access: EXPORT_ROLES, heavy: true },
       schema: {
+        operationId: 'exportFoiLostStolen',
         tags: ['exports'],
         summary: 'The FOI list of lost and stolen devices for a period (CSV, or JSON by Accept)',
         description:
@@ -59,9 +82,14 @@ export const exportRoutes: FastifyPluginAsyncZod = async (app) => {
           'personal_data_at_risk, remote_wipe, recovered, date_recovered, status. Booleans are yes/no in CSV. ' +
           'Streamed; `text/csv` unless `Accept` prefers `application/json`; 406 when it allows neither.',
         querystring: PeriodQuery,
-        produces: [...EXPORT_TYPES],
         response: {
-          200: z.string().meta({ description: 'CSV with a header row, or a JSON array of rows.' }),
+          200: {
+            description: 'The rows of the period, oldest report first.',
+            content: {
+              'text/csv': { schema: z.string().meta({ description: 'A header row, then one line per incident (CRLF line ends).' }) },
+              'application/json': { schema: z.array(FoiRecordSchema) },
+            },
+          },
           400: ProblemSchema,
           406: ProblemSchema,
         },
@@ -72,7 +100,7 @@ export const exportRoutes: FastifyPluginAsyncZod = async (app) => {
       const type = negotiateExportType(request.headers.accept)
       if (!type) throw problems.notAcceptable('This export is available as text/csv or application/json.')
       const extension = type === 'text/csv' ? 'csv' : 'json'
-      const { body, close } = type === 'text/csv' ? await openFoiCsv(app.database, period) : await openFoiJson(app.database, period)
+      const { body, close } = await (type === 'text/csv' ? openFoiCsv : openFoiJson)(request.database, period, limits)
       body.on('close', () => {
         close().catch((error: unknown) => request.log.warn({ err: error }, 'FOI export stream did not close cleanly'))
       })

@@ -12,10 +12,17 @@
  *
  * A scan is matched to its device when stored; one that matched nothing then is matched again
  * here, so that a device registered after it was scanned counts as seen rather than as unknown.
+ *
+ * Each class is defined once (`classes` below): its items, where they come from, and their order.
+ * The whole document and the keyset pages of one class are both built from that definition, and a
+ * closed stocktake's pages are read from the document frozen at closing, in the same order.
  */
 import { type SQL, sql } from 'drizzle-orm'
 import { type DbOrTx, rowsOf } from '../../db/client.js'
-import type { Counts, Discrepancies } from './schemas.js'
+import { scanIdentifierType } from '../../db/schema.js'
+import { type CursorKey, type CursorPart, decodeCursor } from '../../http/pagination.js'
+import { problems } from '../../plugins/problems.js'
+import type { Counts, DeviceEntryBody, Discrepancies, DiscrepancyClass, DiscrepancyItemBody, UnknownIdentifierBody } from './schemas.js'
 
 export interface StocktakeScopeRow {
   id: string
@@ -31,10 +38,11 @@ const deviceEntry = sql`jsonb_build_object(
   'currentCustodianId', d.current_custodian_id, 'lastSeenAt', ${isoText(sql`d.last_seen_at`)})`
 
 /**
- * Every scan of the stocktake with the device it names (`device_id` null: unknown), then the seen
- * devices themselves (one row each, with their status). The scans matched when stored and the few
- * that were not are read apart: together, the planner expected every scan to need matching again
- * and hashed the whole devices table twice to do it (1.5 s of 2 at a million devices).
+ * Every scan of the stocktake with the device it names (`device_id` null: unknown). The scans
+ * matched when stored and the few that were not are read apart: together, the planner expected
+ * every scan to need matching again and hashed the whole devices table twice to do it (1.5 s of 2
+ * at a million devices). The classes test devices against it (`seenDevice`) rather than copy the
+ * seen devices' rows out first, which cost more than all the rest for a page of one class.
  */
 function seenCtes(stocktakeId: string): SQL {
   return sql`seen AS MATERIALIZED (
@@ -47,49 +55,92 @@ function seenCtes(stocktakeId: string): SQL {
     LEFT JOIN devices by_tag ON s.identifier_type = 'asset_tag' AND lower(by_tag.asset_tag) = lower(s.identifier)
     LEFT JOIN devices by_serial ON s.identifier_type = 'serial_number' AND lower(by_serial.serial_number) = lower(s.identifier)
     WHERE s.stocktake_id = ${stocktakeId} AND s.device_id IS NULL
-  ),
-  seen_devices AS MATERIALIZED (
-    SELECT d.* FROM devices d WHERE d.id IN (SELECT device_id FROM seen WHERE device_id IS NOT NULL)
   )`
 }
+
+/** The device `d` was scanned in this stocktake. */
+const seenDevice = sql`d.id IN (SELECT device_id FROM seen WHERE device_id IS NOT NULL)`
 
 /** Devices expected in the stocktake and not seen. Scope conditions are left out, not made always-true, for a plain plan. */
 function missingWhere(scope: StocktakeScopeRow): SQL {
   return sql`d.status IN ('in_stock', 'assigned')
     ${scope.scopeCustodianId ? sql`AND d.current_custodian_id = ${scope.scopeCustodianId}` : sql``}
     ${scope.scopeKind ? sql`AND d.kind = ${scope.scopeKind}::device_kind` : sql``}
-    AND NOT EXISTS (SELECT 1 FROM seen_devices sd WHERE sd.id = d.id)`
+    AND NOT EXISTS (SELECT 1 FROM seen WHERE seen.device_id = d.id)`
 }
 
 const unknownGroups = sql`SELECT identifier_type, min(identifier) AS shown, count(*)::int AS scans
   FROM seen WHERE device_id IS NULL GROUP BY identifier_type, lower(identifier)`
 
+/**
+ * How a class's items are ordered: by a two-part key, which a page's cursor holds as the last item
+ * shows it, so one cursor serves an open stocktake and, once closed, its frozen document.
+ * `rows` is the key on the rows items are built from, `item` the same key read from an item (of a
+ * frozen document), `given` the same key from a cursor's values.
+ */
+interface ClassOrder {
+  cursorShape: readonly CursorPart[]
+  cursorOf(item: DiscrepancyItemBody): CursorKey
+  rows: [SQL, SQL]
+  item(item: SQL): [SQL, SQL]
+  given(key: CursorKey): [SQL, SQL]
+}
+
+/** Devices by asset tag, then id (tags are unique regardless of case; the id only makes the order total). */
+const byAssetTag: ClassOrder = {
+  cursorShape: ['text', 'uuid'],
+  cursorOf: (item) => [(item as DeviceEntryBody).assetTag, (item as DeviceEntryBody).id],
+  rows: [sql`d.asset_tag`, sql`d.id`],
+  item: (item) => [sql`(${item} ->> 'assetTag')`, sql`(${item} ->> 'id')::uuid`],
+  given: ([tag, id]) => [sql`${tag}::text`, sql`${id}::uuid`],
+}
+
+/** Unknown identifiers by kind, then the identifier regardless of case (as they are grouped). */
+const byIdentifier: ClassOrder = {
+  cursorShape: ['text', 'text'],
+  cursorOf: (item) => [(item as UnknownIdentifierBody).identifierType, (item as UnknownIdentifierBody).identifier],
+  rows: [sql`u.identifier_type`, sql`lower(u.shown)`],
+  item: (item) => [sql`(${item} ->> 'identifierType')::scan_identifier_type`, sql`lower(${item} ->> 'identifier')`],
+  given: ([type, identifier]) => [sql`${type}::scan_identifier_type`, sql`lower(${identifier}::text)`],
+}
+
+const ORDERS: Record<DiscrepancyClass, ClassOrder> = {
+  missing: byAssetTag,
+  unknown: byIdentifier,
+  reportedMissingButSeen: byAssetTag,
+  retiredButSeen: byAssetTag,
+}
+
+/** Each class: its items as jsonb, built from the rows of `from` that pass `where` (under seenCtes). */
+function classes(scope: StocktakeScopeRow): Record<DiscrepancyClass, { item: SQL; from: SQL; where: SQL }> {
+  return {
+    missing: { item: deviceEntry, from: sql`devices d`, where: missingWhere(scope) },
+    unknown: {
+      item: sql`jsonb_build_object('identifier', u.shown, 'identifierType', u.identifier_type, 'scans', u.scans)`,
+      from: sql`(${unknownGroups}) u`,
+      where: sql`true`,
+    },
+    reportedMissingButSeen: {
+      item: sql`${deviceEntry} || jsonb_build_object('incident',
+          CASE WHEN i.id IS NULL THEN NULL ELSE jsonb_build_object('id', i.id, 'reference', i.reference) END)`,
+      from: sql`devices d LEFT JOIN incidents i ON i.device_id = d.id AND i.status = 'open'`,
+      where: sql`d.status IN ('lost', 'stolen') AND ${seenDevice}`,
+    },
+    retiredButSeen: { item: deviceEntry, from: sql`devices d`, where: sql`d.status = 'retired' AND ${seenDevice}` },
+  }
+}
+
+const orderBy = ([first, second]: [SQL, SQL]) => sql`${first}, ${second}`
+const after = (key: [SQL, SQL], given: [SQL, SQL]) => sql`(${key[0]}, ${key[1]}) > (${given[0]}, ${given[1]})`
+
 /** The whole discrepancies document as one jsonb value (what the API returns and what closing freezes). */
 export function discrepancyDocumentSql(scope: StocktakeScopeRow): SQL {
+  const lists = Object.entries(classes(scope)).map(([name, { item, from, where }]) => {
+    const order = ORDERS[name as DiscrepancyClass]
+    return sql`${name}::text, COALESCE((SELECT jsonb_agg(${item} ORDER BY ${orderBy(order.rows)}) FROM ${from} WHERE ${where}), '[]'::jsonb)`
+  })
   return sql`WITH ${seenCtes(scope.id)}
-  SELECT jsonb_build_object(
-    'missing', COALESCE((
-      SELECT jsonb_agg(${deviceEntry} ORDER BY d.asset_tag, d.id) FROM devices d WHERE ${missingWhere(scope)}
-    ), '[]'::jsonb),
-    'unknown', COALESCE((
-      SELECT jsonb_agg(jsonb_build_object('identifier', u.shown, 'identifierType', u.identifier_type, 'scans', u.scans)
-        ORDER BY u.identifier_type, lower(u.shown))
-      FROM (${unknownGroups}) u
-    ), '[]'::jsonb),
-    'reportedMissingButSeen', COALESCE((
-      SELECT jsonb_agg(${deviceEntry} || jsonb_build_object('incident',
-          CASE WHEN i.id IS NULL THEN NULL ELSE jsonb_build_object('id', i.id, 'reference', i.reference) END)
-        ORDER BY d.asset_tag, d.id)
-      FROM seen_devices d
-      LEFT JOIN incidents i ON i.device_id = d.id AND i.status = 'open'
-      WHERE d.status IN ('lost', 'stolen')
-    ), '[]'::jsonb),
-    'retiredButSeen', COALESCE((
-      SELECT jsonb_agg(${deviceEntry} ORDER BY d.asset_tag, d.id)
-      FROM seen_devices d
-      WHERE d.status = 'retired'
-    ), '[]'::jsonb)
-  ) AS document`
+  SELECT jsonb_build_object(${sql.join(lists, sql`, `)}) AS document`
 }
 
 export async function computeDiscrepancies(db: DbOrTx, scope: StocktakeScopeRow): Promise<Discrepancies> {
@@ -97,17 +148,62 @@ export async function computeDiscrepancies(db: DbOrTx, scope: StocktakeScopeRow)
   return row!.document
 }
 
-/** The counts of an open stocktake: the same classes, counted rather than listed. */
+/** A page of one class: up to `rows` items (a page and one more, to tell whether another follows), after the cursor's key. */
+export interface DiscrepancyPageRequest {
+  discrepancyClass: DiscrepancyClass
+  after: CursorKey | undefined
+  rows: number
+}
+
+/** Reads a page's cursor for a class; one that is not ours is a 400 naming it. */
+export function decodeDiscrepancyCursor(discrepancyClass: DiscrepancyClass, cursor: string | undefined): CursorKey | undefined {
+  const order = ORDERS[discrepancyClass]
+  const key = decodeCursor(cursor, order.cursorShape)
+  if (key && order === byIdentifier && !(scanIdentifierType.enumValues as readonly unknown[]).includes(key[0])) {
+    throw problems.validation([{ path: 'querystring.cursor', message: 'is not a cursor this service issued' }])
+  }
+  return key
+}
+
+export const discrepancyCursorOf = (discrepancyClass: DiscrepancyClass, item: DiscrepancyItemBody): CursorKey =>
+  ORDERS[discrepancyClass].cursorOf(item)
+
+/** A page of one class of an open stocktake, computed now. */
+export async function liveDiscrepancyItems(db: DbOrTx, scope: StocktakeScopeRow, page: DiscrepancyPageRequest): Promise<DiscrepancyItemBody[]> {
+  const { item, from, where } = classes(scope)[page.discrepancyClass]
+  const order = ORDERS[page.discrepancyClass]
+  const rows = await rowsOf<{ item: DiscrepancyItemBody }>(
+    db,
+    sql`WITH ${seenCtes(scope.id)}
+    SELECT ${item} AS item FROM ${from}
+    WHERE ${where} ${page.after ? sql`AND ${after(order.rows, order.given(page.after))}` : sql``}
+    ORDER BY ${orderBy(order.rows)} LIMIT ${page.rows}`,
+  )
+  return rows.map((row) => row.item)
+}
+
+/** A page of one class of a closed stocktake, read from the document frozen at closing (which is in this order). */
+export async function frozenDiscrepancyItems(db: DbOrTx, stocktakeId: string, page: DiscrepancyPageRequest): Promise<DiscrepancyItemBody[]> {
+  const order = ORDERS[page.discrepancyClass]
+  const key = order.item(sql`e.item`)
+  const rows = await rowsOf<{ item: DiscrepancyItemBody }>(
+    db,
+    sql`SELECT e.item FROM stocktakes st, jsonb_array_elements(st.frozen_discrepancies -> ${page.discrepancyClass}::text) AS e(item)
+    WHERE st.id = ${stocktakeId} ${page.after ? sql`AND ${after(key, order.given(page.after))}` : sql``}
+    ORDER BY ${orderBy(key)} LIMIT ${page.rows}`,
+  )
+  return rows.map((row) => row.item)
+}
+
+/** The counts of an open stocktake: the same classes, counted rather than listed (a device has at most one open incident). */
 export async function liveCounts(db: DbOrTx, scope: StocktakeScopeRow): Promise<Counts> {
+  const counts = Object.entries(classes(scope)).map(
+    ([name, { from, where }]) => sql`(SELECT count(*) FROM ${from} WHERE ${where})::int AS ${sql.identifier(name)}`,
+  )
   const [row] = await rowsOf<Counts>(
     db,
     sql`WITH ${seenCtes(scope.id)}
-    SELECT
-      (SELECT count(*) FROM seen)::int AS scans,
-      (SELECT count(*) FROM devices d WHERE ${missingWhere(scope)})::int AS missing,
-      (SELECT count(*) FROM (${unknownGroups}) u)::int AS unknown,
-      (SELECT count(*) FROM seen_devices d WHERE d.status IN ('lost', 'stolen'))::int AS "reportedMissingButSeen",
-      (SELECT count(*) FROM seen_devices d WHERE d.status = 'retired')::int AS "retiredButSeen"`,
+    SELECT (SELECT count(*) FROM seen)::int AS scans, ${sql.join(counts, sql`, `)}`,
   )
   return row!
 }

@@ -3,19 +3,34 @@ import { writeContext } from '../../http/context.js'
 import { pageOf } from '../../http/pagination.js'
 import { setCreated, setEtag } from '../../http/preconditions.js'
 import { IdParams } from '../../http/schemas.js'
-import { ProblemSchema } from '../../plugins/problems.js'
+import { withExample } from '../../plugins/openapi.js'
+import { problems, ProblemSchema } from '../../plugins/problems.js'
 import {
   AddScansBody,
   CloseStocktakeBody,
   CreateStocktakeBody,
   DeviceEntry,
+  DISCREPANCY_CLASSES,
   DiscrepanciesSchema,
+  DiscrepancyPage,
+  DiscrepancyPageParams,
+  DiscrepancyPageQuery,
+  isDiscrepancyClass,
   OverdueAuditQuery,
   ScanReceipt,
   StocktakeListQuery,
   StocktakeSchema,
 } from './schemas.js'
-import { addScans, closeStocktake, createStocktake, getDiscrepancies, getStocktake, listStocktakes, overdueAudit } from './service.js'
+import {
+  addScans,
+  closeStocktake,
+  createStocktake,
+  getDiscrepancies,
+  getDiscrepancyPage,
+  getStocktake,
+  listStocktakes,
+  overdueAudit,
+} from './service.js'
 
 const STOCKTAKE_ROLES = ['security', 'asset_manager'] as const
 
@@ -28,10 +43,11 @@ export const stocktakeRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: STOCKTAKE_ROLES, idempotent: true },
       schema: {
+        operationId: 'createStocktake',
         tags: ['stocktakes'],
         summary: 'Open a stocktake, optionally limited to one custodian or one kind of device',
-        body: CreateStocktakeBody,
-        response: { 201: StocktakeSchema, 400: ProblemSchema, 422: ProblemSchema },
+        body: withExample(CreateStocktakeBody, { name: 'Portcullis House, spring 2025', scope: { kind: 'laptop' } }),
+        response: { 201: StocktakeSchema, 400: ProblemSchema, 422: ProblemSchema.meta({ description: 'scope.custodianId names no custodian.' }) },
       },
     },
     async (request, reply) => {
@@ -46,6 +62,7 @@ export const stocktakeRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: STOCKTAKE_ROLES },
       schema: {
+        operationId: 'listStocktakes',
         tags: ['stocktakes'],
         summary: 'List stocktakes',
         querystring: StocktakeListQuery,
@@ -60,6 +77,7 @@ export const stocktakeRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: STOCKTAKE_ROLES },
       schema: {
+        operationId: 'getStocktake',
         tags: ['stocktakes'],
         summary: 'Read a stocktake with its counts of scans and of each discrepancy class',
         params: IdParams,
@@ -79,11 +97,23 @@ export const stocktakeRoutes: FastifyPluginAsyncZod = async (app) => {
       bodyLimit: SCAN_BODY_LIMIT,
       config: { access: STOCKTAKE_ROLES, idempotent: true },
       schema: {
+        operationId: 'addStocktakeScans',
         tags: ['stocktakes'],
         summary: 'Add up to 5,000 scans (by asset tag or serial number) to an open stocktake',
         params: IdParams,
-        body: AddScansBody,
-        response: { 200: ScanReceipt, 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema, 413: ProblemSchema },
+        body: withExample(AddScansBody, {
+          scans: [
+            { assetTag: 'HOC-LT-000123', seenAt: '2025-04-02T10:15:00Z', location: 'Portcullis House, room 1.12' },
+            { serialNumber: 'CN0F7K2D4822', seenAt: '2025-04-02T10:16:30Z' },
+          ],
+        }),
+        response: {
+          200: ScanReceipt,
+          400: ProblemSchema,
+          404: ProblemSchema,
+          409: ProblemSchema.meta({ description: 'The stocktake is closed.' }),
+          413: ProblemSchema,
+        },
       },
     },
     async (request) => addScans(app.db, writeContext(request), request.params.id, request.body.scans),
@@ -92,15 +122,41 @@ export const stocktakeRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     '/v1/stocktakes/:id/discrepancies',
     {
-      config: { access: STOCKTAKE_ROLES },
+      config: { access: STOCKTAKE_ROLES, heavy: true },
       schema: {
+        operationId: 'getStocktakeDiscrepancies',
         tags: ['stocktakes'],
         summary: 'What the stocktake found wrong (as frozen at closing, once closed)',
         params: IdParams,
         response: { 200: DiscrepanciesSchema, 404: ProblemSchema },
       },
     },
-    async (request) => getDiscrepancies(app.db, request.params.id),
+    async (request) => getDiscrepancies(request.database.db, request.params.id),
+  )
+
+  app.get(
+    '/v1/stocktakes/:id/discrepancies/:class',
+    {
+      config: { access: STOCKTAKE_ROLES, heavy: true },
+      schema: {
+        operationId: 'listStocktakeDiscrepancies',
+        tags: ['stocktakes'],
+        summary: 'One class of what the stocktake found wrong, a page at a time (as frozen at closing, once closed)',
+        description:
+          `\`class\` is one of ${DISCREPANCY_CLASSES.map((name) => `\`${name}\``).join(', ')}; each item is as in that list of ` +
+          'the whole document, in the same order (devices by asset tag, unknown identifiers by kind then identifier).',
+        params: DiscrepancyPageParams,
+        querystring: DiscrepancyPageQuery,
+        response: { 200: DiscrepancyPage, 400: ProblemSchema, 404: ProblemSchema },
+      },
+    },
+    async (request) => {
+      const { id, class: discrepancyClass } = request.params
+      if (!isDiscrepancyClass(discrepancyClass)) {
+        throw problems.validation([{ path: 'params.class', message: `must be one of ${DISCREPANCY_CLASSES.join(', ')}` }])
+      }
+      return getDiscrepancyPage(request.database.db, id, discrepancyClass, request.query)
+    },
   )
 
   app.post(
@@ -108,11 +164,12 @@ export const stocktakeRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: STOCKTAKE_ROLES },
       schema: {
+        operationId: 'closeStocktake',
         tags: ['stocktakes'],
         summary: 'Close a stocktake: no more scans, and its discrepancies are frozen',
         params: IdParams,
-        body: CloseStocktakeBody,
-        response: { 200: StocktakeSchema, 404: ProblemSchema, 409: ProblemSchema },
+        body: withExample(CloseStocktakeBody, {}),
+        response: { 200: StocktakeSchema, 404: ProblemSchema, 409: ProblemSchema.meta({ description: 'The stocktake is already closed.' }) },
       },
     },
     async (request, reply) => {
@@ -127,6 +184,7 @@ export const stocktakeRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: STOCKTAKE_ROLES },
       schema: {
+        operationId: 'listOverdueAudit',
         tags: ['reports'],
         summary: 'In-service devices not seen for `days` days (default 180) or never: never-seen first, then oldest',
         querystring: OverdueAuditQuery,

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { scanIdentifierType, stocktakeStatus } from '../../db/schema.js'
-import { PageQuery } from '../../http/pagination.js'
+import { PageQuery, pageOf } from '../../http/pagination.js'
 import { notInFuture, Text, Timestamp, Uuid } from '../../http/schemas.js'
 import { DeviceKind, DeviceStatus } from '../devices/schemas.js'
 export const StocktakeStatus = z.enum(stocktakeStatus.enumValues)
@@ -61,11 +61,8 @@ export const CloseStocktakeBody = z.strictObject({}).nullish()
 
 export const MAX_SCANS_PER_CALL = 5_000
 
-const Identifier = z
-  .string()
-  .trim()
-  .min(1, { error: 'must not be blank' })
-  .max(200, { error: 'must be at most 200 characters' })
+/** What a scanner read: any short text (never an organisation's tag pattern: a scan reports what it saw). */
+const Identifier = Text(200)
 
 export const ScanInput = z
   .strictObject({
@@ -114,20 +111,53 @@ export const DeviceEntry = z
 
 export type DeviceEntryBody = z.infer<typeof DeviceEntry>
 
+export const UnknownIdentifier = z
+  .object({ identifier: z.string(), identifierType: IdentifierType, scans: z.int() })
+  .meta({ id: 'UnknownIdentifier' })
+
+export type UnknownIdentifierBody = z.infer<typeof UnknownIdentifier>
+
+export const LostDeviceSighting = DeviceEntry.extend({ incident: z.object({ id: z.string(), reference: z.string() }).nullable() }).meta({
+  id: 'LostDeviceSighting',
+})
+
 export const DiscrepanciesSchema = z
   .object({
     missing: z.array(DeviceEntry).meta({ description: 'In scope, in stock or assigned, and not scanned.' }),
     unknown: z
-      .array(z.object({ identifier: z.string(), identifierType: IdentifierType, scans: z.int() }))
+      .array(UnknownIdentifier)
       .meta({ description: 'Scanned identifiers that match no device (case and surrounding spaces ignored).' }),
     reportedMissingButSeen: z
-      .array(DeviceEntry.extend({ incident: z.object({ id: z.string(), reference: z.string() }).nullable() }))
+      .array(LostDeviceSighting)
       .meta({ description: 'Lost or stolen devices that were scanned, with their open incident.' }),
     retiredButSeen: z.array(DeviceEntry).meta({ description: 'Retired devices that were scanned.' }),
   })
   .meta({ id: 'StocktakeDiscrepancies' })
 
 export type Discrepancies = z.infer<typeof DiscrepanciesSchema>
+
+/** The classes of discrepancy, each a list of its own (`GET /v1/stocktakes/{id}/discrepancies/{class}`). */
+export const DISCREPANCY_CLASSES = ['missing', 'unknown', 'reportedMissingButSeen', 'retiredButSeen'] as const satisfies readonly (keyof Discrepancies)[]
+export type DiscrepancyClass = (typeof DISCREPANCY_CLASSES)[number]
+export const isDiscrepancyClass = (value: string): value is DiscrepancyClass => (DISCREPANCY_CLASSES as readonly string[]).includes(value)
+
+/**
+ * The class is a plain string to the router and checked by the handler: a path parameter that
+ * fails validation is a 404 (an id that names no record), but an unknown class is the client's
+ * mistake, a 400 naming it. The document still lists the classes.
+ */
+export const DiscrepancyPageParams = z.strictObject({
+  id: Uuid,
+  class: z.string().meta({ description: 'Which discrepancies: one of the lists of the whole document.', enum: [...DISCREPANCY_CLASSES] }),
+})
+
+export const DiscrepancyPageQuery = z.strictObject({ ...PageQuery })
+
+/** An item of one class: as in the whole document's list of that class. */
+export const DiscrepancyItem = z.union([LostDeviceSighting, DeviceEntry, UnknownIdentifier])
+export type DiscrepancyItemBody = z.infer<typeof DiscrepancyItem>
+
+export const DiscrepancyPage = pageOf(DiscrepancyItem)
 
 export const OverdueAuditQuery = z.strictObject({
   days: z.coerce

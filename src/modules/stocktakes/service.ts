@@ -11,12 +11,31 @@ import { type DbOrTx, rowsOf } from '../../db/client.js'
 import { newId } from '../../db/ids.js'
 import { custodians, stocktakes } from '../../db/schema.js'
 import type { WriteContext } from '../../http/context.js'
-import { decodeCursor, encodeCursor } from '../../http/pagination.js'
+import { decodeCursor, encodeCursor, toPage } from '../../http/pagination.js'
 import { iso } from '../../http/schemas.js'
 import { problems } from '../../plugins/problems.js'
 import { recordAudit } from '../audit/trail.js'
-import { computeDiscrepancies, discrepancyDocumentSql, frozenCounts, isoText, liveCounts } from './discrepancies.js'
-import type { Counts, CreateStocktakeInput, DeviceEntryBody, Discrepancies, ScanBatch, ScanReceiptBody, Stocktake } from './schemas.js'
+import {
+  computeDiscrepancies,
+  decodeDiscrepancyCursor,
+  discrepancyCursorOf,
+  discrepancyDocumentSql,
+  frozenCounts,
+  frozenDiscrepancyItems,
+  isoText,
+  liveCounts,
+  liveDiscrepancyItems,
+} from './discrepancies.js'
+import type {
+  Counts,
+  CreateStocktakeInput,
+  DeviceEntryBody,
+  Discrepancies,
+  DiscrepancyClass,
+  ScanBatch,
+  ScanReceiptBody,
+  Stocktake,
+} from './schemas.js'
 
 /** The constraints a client's input can break, by the field it got wrong (handed to the problems plugin by app.ts). */
 export const stocktakeConstraints = {
@@ -177,6 +196,28 @@ export async function getDiscrepancies(db: DbOrTx, id: string): Promise<Discrepa
   if (!row) throw problems.notFound(`There is no stocktake ${id}.`)
   if (row.status === 'closed') return row.frozen as Discrepancies
   return computeDiscrepancies(db, row)
+}
+
+export interface DiscrepancyPageFilter {
+  limit: number
+  cursor?: string | undefined
+}
+
+/**
+ * One class of the discrepancies, a keyset page at a time, in the whole document's order: computed
+ * now while the stocktake is open, read from the document frozen at closing once it is closed.
+ */
+export async function getDiscrepancyPage(db: DbOrTx, id: string, discrepancyClass: DiscrepancyClass, filter: DiscrepancyPageFilter) {
+  const after = decodeDiscrepancyCursor(discrepancyClass, filter.cursor)
+  const stocktake = await findStocktake(db, id)
+  const page = { discrepancyClass, after, rows: filter.limit + 1 }
+  const items = stocktake.status === 'closed' ? await frozenDiscrepancyItems(db, id, page) : await liveDiscrepancyItems(db, stocktake, page)
+  return toPage(
+    items,
+    filter.limit,
+    (item) => discrepancyCursorOf(discrepancyClass, item),
+    (item) => item,
+  )
 }
 
 export async function closeStocktake(db: DbOrTx, context: WriteContext, id: string): Promise<Stocktake> {

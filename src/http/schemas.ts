@@ -23,16 +23,41 @@ export const Timestamp = z.iso
   .refine(plausibleYear, YEAR_RANGE)
 
 /**
- * Free text a person types: trimmed, not blank, bounded, and storable as sent (PostgreSQL text
- * has no NUL; an unpaired surrogate would be silently stored as U+FFFD).
+ * Characters that change how text reads without being part of it: the bidirectional overrides,
+ * embeddings and isolates (U+202A–U+202E, U+2066–U+2069) and marks (U+200E, U+200F, U+061C). In
+ * a name or a make they can show a reader one thing while another is stored and searched.
  */
-export const Text = (max: number) =>
+const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/
+/** C0 controls, DEL and C1 controls (NUL among them: PostgreSQL text cannot hold it). */
+const CONTROLS = /\p{Cc}/u
+/** The same, less the tab and line ends that text of several lines keeps. */
+const CONTROLS_BUT_LINES = /(?![\t\n\r])\p{Cc}/u
+/** Half of a surrogate pair alone: valid JSON, but no text; PostgreSQL would store U+FFFD. */
+const LONE_SURROGATE = /\p{Cs}/u
+
+/**
+ * Text a person types, as every text field of the API takes it: trimmed, not blank, bounded,
+ * storable as sent, and showing what it holds: no control characters (NUL included) and no
+ * bidirectional controls. Short text (names, makes, models, places, references) is one line;
+ * `multiline` free text (circumstances, notes, reasons) may keep tabs and line breaks.
+ */
+export const Text = (max: number, { multiline = false }: { multiline?: boolean } = {}) =>
   z
     .string()
     .trim()
     .min(1, { error: 'must not be blank' })
     .max(max, { error: `must be at most ${max} characters` })
-    .refine((value) => !value.includes('\u0000') && !/\p{Cs}/u.test(value), { error: 'must not contain NUL characters or broken Unicode' })
+    .refine((value) => !(multiline ? CONTROLS_BUT_LINES : CONTROLS).test(value), {
+      error: multiline
+        ? 'must not contain control characters (such as NUL) other than tabs and line breaks'
+        : 'must not contain control characters (such as NUL, a tab or a line break)',
+      abort: true,
+    })
+    .refine((value) => !BIDI_CONTROLS.test(value), {
+      error: 'must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C)',
+      abort: true,
+    })
+    .refine((value) => !LONE_SURROGATE.test(value), { error: 'must not contain broken Unicode (an unpaired surrogate)', abort: true })
 
 /** A query-string boolean: only the words `true` and `false`. */
 export const QueryBoolean = z.enum(['true', 'false'], { error: 'must be true or false' }).transform((v) => v === 'true')

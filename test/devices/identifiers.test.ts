@@ -23,11 +23,34 @@ t.test('IMEI: 15 digits with a Luhn check digit', async (t) => {
   }
 })
 
-t.test('asset tags: trimmed, upper-cased, house format', async (t) => {
-  t.equal(AssetTag.parse(' pa-t123451 '), 'PA-T123451')
-  t.equal(AssetTag.parse('HOL-0001'), 'HOL-0001')
-  for (const bad of ['P-1234', 'PARLIA-1234', 'PA-123', 'PA-1234567890123', 'PA_1234', 'PA-12 34', '']) {
-    t.notOk(AssetTag.safeParse(bad).success, JSON.stringify(bad))
+t.test('asset tags: any organisation\'s scheme, trimmed, stored as written', async (t) => {
+  // Schemes seen in real registers: a parliament's, a performance team's, plain numbers, a
+  // department's with slashes, a year-based one, words with a number sign and a space.
+  for (const good of ['IM-ABC123-0', 'PERF-1', '12345', 'HOC/LT/000123', 'PA/2019/0042', 'HOC-LT-000123', 'LAPTOP #12', 'a_b.c', 'Zürich-7', 'x'.repeat(64)]) {
+    t.equal(AssetTag.parse(good), good, good)
+  }
+  t.equal(AssetTag.parse('  pa-t123451 \t'), 'pa-t123451', 'trimmed; case as written')
+  const refused: [string, RegExp][] = [
+    ['', /blank/],
+    ['   ', /blank/],
+    ['x'.repeat(65), /at most 64/],
+    ['PA@12', /only letters, digits, spaces and - _ \. \/ #/],
+    ['PA,12', /only letters/],
+    ['PA\u00a012', /only letters/],
+    ['PA-\u202e21', /bidirectional/],
+    ['PA-\u2066x', /bidirectional/],
+    ['PA-\u200f1', /bidirectional/],
+    ['PA\u000012', /control characters/],
+    ['PA\t12', /control characters/],
+    ['PA\n12', /control characters/],
+    ['PA\u008512', /control characters/],
+    ['PA\ud80012', /broken Unicode/],
+  ]
+  for (const [bad, message] of refused) {
+    const result = AssetTag.safeParse(bad)
+    t.notOk(result.success, JSON.stringify(bad))
+    t.equal(result.error?.issues.length, 1, `${JSON.stringify(bad)}: one message`)
+    t.match(result.error?.issues[0]?.message, message, JSON.stringify(bad))
   }
 })
 

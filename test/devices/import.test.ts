@@ -43,7 +43,7 @@ t.test('three good rows are imported, each with its audit event', async (t) => {
   t.same(rows, [
     { asset_tag: 'PA-I0000001', kind: 'phone', make: 'Dell', imei: '490154203237518', encrypted: true, mdm_enrolled: false, purchased_on: '2023-04-01', cost_pence: 99900, status: 'in_stock' },
     { asset_tag: 'PA-I0000002', kind: 'laptop', make: 'Dell', imei: null, encrypted: true, mdm_enrolled: false, purchased_on: null, cost_pence: null, status: 'in_stock' },
-    { asset_tag: 'PA-I0000003', kind: 'tablet', make: 'Apple, Inc.', imei: null, encrypted: false, mdm_enrolled: true, purchased_on: '2022-01-31', cost_pence: 0, status: 'in_stock' },
+    { asset_tag: 'pa-i0000003', kind: 'tablet', make: 'Apple, Inc.', imei: null, encrypted: false, mdm_enrolled: true, purchased_on: '2022-01-31', cost_pence: 0, status: 'in_stock' },
   ])
   const events = await database.query<{ n: number }>("SELECT count(DISTINCT entity_id)::int AS n FROM audit_events WHERE action = 'device.created'")
   t.equal(events[0]!.n, 3)
@@ -85,6 +85,7 @@ t.test('every bad row is listed: bad values, duplicates in the file and against 
   )
   t.match(problem.errors[3].message, /line 2/)
   t.match(problem.detail, /9 line/)
+  t.equal(problem.errorCount, 10, 'every error listed, and counted')
   const count = await database.query<{ n: number }>('SELECT count(*)::int AS n FROM devices')
   t.equal(count[0]!.n, 1, 'only the fixture')
 })
@@ -283,7 +284,7 @@ function referenceCheck(text: string) {
 /** Cells good and bad for each column, and CSV text made of them in the ways files come. */
 const future = new Date(Date.now() + 3 * 86_400_000).toISOString().slice(0, 10)
 const CELLS: Record<(typeof IMPORT_COLUMNS)[number], string[]> = {
-  asset_tag: ['PA-T123451', 'pa-t123451', 'HOL-00017', 'PA-X0001', 'ſA-T12345', 'PA-12', '', 'NULL', 'PA-ÄBCD1'],
+  asset_tag: ['PA-T123451', 'pa-t123451', 'HOL-00017', 'PA-X0001', 'ſA-T12345', 'PA-12', '', 'NULL', 'PA-ÄBCD1', 'HOC/LT/000123', 'LAPTOP #12', 'PA@1', 'PA-\u202e1'],
   kind: ['laptop', 'phone', 'Laptop', 'toaster', ''],
   make: ['Dell', 'Apple, Inc.', 'He said "hi"', 'back\\slash', '', 'x'.repeat(101), 'a\u0000b', 'Zürich', '\u202e\u200bx'],
   model: ['Latitude 7440', 'iPad', 'x'.repeat(100), '', 'tab\there'],
@@ -317,13 +318,15 @@ const fileArb = fc
 t.test('every file is judged as csv-parse and CreateDeviceBody row by row judge it', async () => {
   await fc.assert(
     fc.asyncProperty(fileArb, async (text) => {
-      const { rows, errors } = await parseImport(text)
+      const { rows, errors, errorCount } = await parseImport(text)
       const fields = ['assetTag', 'kind', 'make', 'model', 'serialNumber', 'imei', 'encrypted', 'mdmEnrolled', 'classification', 'purchasedOn', 'costPence'] as const
       const actual = {
         rows: rows.line.map((line, i) => ({ line, device: Object.fromEntries(fields.map((field) => [field, rows[field][i]])) })),
         errors,
       }
-      assert.deepStrictEqual(actual, referenceCheck(text))
+      const reference = referenceCheck(text)
+      assert.deepStrictEqual(actual, reference)
+      assert.equal(errorCount, reference.errors.length)
     }),
     { numRuns: 300 },
   )

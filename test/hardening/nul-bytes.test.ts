@@ -1,9 +1,10 @@
 /**
  * PostgreSQL text and jsonb cannot hold a NUL character. Found by the hostile-input suite: a NUL
- * in free text, a search or a cursor reached the database and came back as a 500. Free text is
- * now refused by its schema (naming the field; unpaired surrogates too, which PostgreSQL would
- * silently turn into U+FFFD), and anything else the database refuses for its characters is a
- * 400, never a 500, with nothing written.
+ * in free text, a search or a cursor reached the database and came back as a 500. Text is now
+ * refused by its schema (`Text` in src/http/schemas.ts, naming the field: NUL as one of the
+ * control characters no text field holds, and unpaired surrogates, which PostgreSQL would
+ * silently turn into U+FFFD; the rest of that rule is in text-input.test.ts), and anything else
+ * the database refuses for its characters is a 400, never a 500, with nothing written.
  */
 import t from 'tap'
 import { toProblem } from '../../src/plugins/problems.js'

@@ -64,6 +64,6 @@ export type UpdateCustodianInput = z.infer<typeof UpdateCustodianBody>
 export const CustodianListQuery = z.strictObject({
   active: QueryBoolean.optional(),
   kind: CustodianKind.optional(),
-  q: z.string().trim().min(1).max(100).optional().meta({ description: 'Part of the name, any case.' }),
+  q: Text(100).optional().meta({ description: 'Part of the name, any case.' }),
   ...PageQuery,
 })

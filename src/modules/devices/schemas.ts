@@ -1,27 +1,34 @@
 /**
  * Devices as the API shows and accepts them. The identifiers are checked at the edge so that a
- * user gets a message naming the field: asset tags have one house format, IMEIs carry a Luhn
- * check digit, and dates of purchase cannot lie in the future.
+ * user gets a message naming the field: asset tags are plain text of a few kinds of character
+ * (an organisation's own scheme, ASSET_TAG_PATTERN, is checked by the service: it is
+ * configuration), IMEIs carry a Luhn check digit, and dates of purchase cannot lie in the future.
  */
 import { z } from 'zod'
 import { ukToday } from '../../time/uk.js'
 import { classification, deviceKind, deviceStatus } from '../../db/schema.js'
 import { PageQuery } from '../../http/pagination.js'
 import { DateString, Text, Uuid } from '../../http/schemas.js'
+import { ProblemSchema } from '../../plugins/problems.js'
 
 export const DeviceKind = z.enum(deviceKind.enumValues)
 export const Classification = z.enum(classification.enumValues)
 export const DeviceStatus = z.enum(deviceStatus.enumValues)
 
-/** 2-5 letters, a hyphen, 4-12 letters or digits: `PA-T123451`, `HOL-00017`. Stored upper case. */
-export const ASSET_TAG_PATTERN = /^[A-Z]{2,5}-[A-Z0-9]{4,12}$/
+/**
+ * What any organisation's tags are made of (`HOC-LT-000123`, `12345`, `PA/2019/0042`, `LAPTOP #12`):
+ * letters of any script, digits, spaces and `-_./#`. Checked as a refinement, not a `pattern`, so
+ * that the OpenAPI document does not claim a rule that ASSET_TAG_PATTERN may narrow.
+ */
+const ASSET_TAG_CHARACTERS = /^[\p{L}\p{Nd} _./#-]*$/u
 
-export const AssetTag = z
-  .string()
-  .trim()
-  .toUpperCase()
-  .regex(ASSET_TAG_PATTERN, { error: 'must be 2-5 letters, a hyphen and 4-12 letters or digits, e.g. PA-T123451' })
-  .meta({ description: 'Asset tag, e.g. `PA-T123451`; case is ignored and stored upper case.', example: 'PA-T123451' })
+/** An asset tag as the organisation writes it: stored as given (trimmed), compared without regard to case. */
+export const AssetTag = Text(64)
+  .refine((value) => ASSET_TAG_CHARACTERS.test(value), { error: 'may contain only letters, digits, spaces and - _ . / #' })
+  .meta({
+    description: 'Asset tag: 1-64 letters, digits, spaces and `-_./#` (the register may require its own scheme); unique regardless of case.',
+    example: 'HOC-LT-000123',
+  })
 
 /** Serial numbers come from many makers: letters, digits and `-._/`, matched without regard to case. */
 export const SerialNumber = z
@@ -136,13 +143,31 @@ export const DeviceListQuery = z.strictObject({
   status: DeviceStatus.optional(),
   kind: DeviceKind.optional(),
   custodianId: Uuid.optional().meta({ description: 'Devices currently held by this custodian.' }),
-  q: z.string().trim().min(1).max(100).optional().meta({ description: 'The start of the asset tag or serial number, any case.' }),
+  q: Text(100).optional().meta({ description: 'The start of the asset tag or serial number, any case.' }),
   ...PageQuery,
 })
 
-export const RetireBody = z.strictObject({ reason: Text(500) }).meta({ id: 'RetireDevice' })
+export const RetireBody = z.strictObject({ reason: Text(500, { multiline: true }) }).meta({ id: 'RetireDevice' })
 
 export const ImportResultSchema = z.object({ created: z.int() }).meta({ id: 'DeviceImportResult' })
+
+/** The import's 422: the problem, its errors by line and column, and how many there are in all. */
+export const ImportProblemSchema = ProblemSchema.extend({
+  errors: z
+    .array(
+      z
+        .object({
+          path: z.string(),
+          message: z.string(),
+          row: z.int().optional().meta({ description: 'The line of the file (the header is line 1).' }),
+          column: z.string().optional().meta({ description: 'The column of the bad cell; empty for the line as a whole.' }),
+        })
+        .catchall(z.unknown()),
+    )
+    .optional()
+    .meta({ description: 'The first errors of the file, in file order (at most 100).' }),
+  errorCount: z.int().optional().meta({ description: 'How many errors the file has in all.' }),
+}).meta({ id: 'DeviceImportProblem', description: 'An RFC 9457 problem details object; a refused file adds its errors by line.' })
 
 export const TimelineItemSchema = z
   .object({

@@ -4,6 +4,7 @@
  */
 import { and, asc, eq, gt, gte, lte, type SQL, sql } from 'drizzle-orm'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
+import { type Config, wholeMatch } from '../../config.js'
 import type { DbOrTx } from '../../db/client.js'
 import { newId } from '../../db/ids.js'
 import { preparedQuery } from '../../db/prepared.js'
@@ -25,6 +26,30 @@ export const deviceConstraints = {
 }
 
 export type DeviceRow = typeof devices.$inferSelect
+
+/**
+ * An organisation's own asset-tag scheme (ASSET_TAG_PATTERN), on top of what `AssetTag` allows.
+ * It is configuration, which the schemas (module constants) cannot hold: the devices module is
+ * handed it at registration, and it is applied to a new device, a changed tag and every imported
+ * row. Returns why a tag does not follow the scheme, or undefined when it does.
+ */
+export type AssetTagRule = (tag: string) => string | undefined
+
+export function assetTagRule(config: Pick<Config, 'ASSET_TAG_PATTERN' | 'ASSET_TAG_EXAMPLE'>): AssetTagRule {
+  const source = config.ASSET_TAG_PATTERN
+  if (source === undefined) return () => undefined
+  const pattern = wholeMatch(source)
+  const message = config.ASSET_TAG_EXAMPLE !== undefined
+    ? `must follow this register's asset-tag scheme, e.g. ${config.ASSET_TAG_EXAMPLE}`
+    : `must follow this register's asset-tag scheme: the whole tag must match the pattern ${source}`
+  return (tag) => (pattern.test(tag) ? undefined : message)
+}
+
+/** Refuses a tag that breaks the scheme as the schemas refuse a bad field: 400 naming `body.assetTag`. */
+function checkAssetTag(rule: AssetTagRule, tag: string | undefined): void {
+  const mismatch = tag === undefined ? undefined : rule(tag)
+  if (mismatch) throw problems.validation([{ path: 'body.assetTag', message: mismatch }])
+}
 
 export function toDevice(row: DeviceRow): Device {
   return {
@@ -51,7 +76,7 @@ export function toDevice(row: DeviceRow): Device {
   }
 }
 
-/** The insert values of a new device (the CSV import builds its rows in SQL: see import.ts). */
+/** The insert values of a new device (the CSV import builds its rows in SQL: see import/write.ts). */
 function newDeviceValues(input: CreateDeviceInput, actor: string): typeof devices.$inferInsert {
   return {
     id: newId(),
@@ -70,7 +95,8 @@ function newDeviceValues(input: CreateDeviceInput, actor: string): typeof device
   }
 }
 
-export async function createDevice(db: DbOrTx, context: WriteContext, input: CreateDeviceInput): Promise<Device> {
+export async function createDevice(db: DbOrTx, context: WriteContext, input: CreateDeviceInput, tagRule: AssetTagRule): Promise<Device> {
+  checkAssetTag(tagRule, input.assetTag)
   return db.transaction(async (tx) => {
     // A duplicate asset tag or serial is refused by the unique indexes (a 409 naming the field).
     const [row] = await tx.insert(devices).values(newDeviceValues(input, context.actor)).returning()
@@ -108,7 +134,9 @@ export async function updateDevice(
   id: string,
   version: number,
   change: UpdateDeviceInput,
+  tagRule: AssetTagRule,
 ): Promise<Device> {
+  checkAssetTag(tagRule, change.assetTag)
   return db.transaction(async (tx) => {
     const current = await findDevice(tx, id)
     if (!current) throw problems.notFound(`There is no device ${id}.`)

@@ -59,7 +59,7 @@ export type Incident = z.infer<typeof IncidentSchema>
 
 const policeReference = Text(100).nullable()
 const locationDescription = Text(500).nullable()
-const circumstances = Text(5000)
+const circumstances = Text(5000, { multiline: true })
 
 export const CreateIncidentBody = z
   .strictObject({
@@ -87,12 +87,12 @@ export const UpdateIncidentBody = z
   .meta({ id: 'UpdateIncident' })
 
 export const RecoveryBody = z
-  .strictObject({ recoveredAt: Timestamp, condition: RecoveryCondition, notes: Text(5000).nullable().optional() })
+  .strictObject({ recoveredAt: Timestamp, condition: RecoveryCondition, notes: Text(5000, { multiline: true }).nullable().optional() })
   .meta({ id: 'IncidentRecovery' })
 
-export const CloseBody = z.strictObject({ reason: Text(2000) }).meta({ id: 'IncidentClose' })
+export const CloseBody = z.strictObject({ reason: Text(2000, { multiline: true }) }).meta({ id: 'IncidentClose' })
 
-export const NoteBody = z.strictObject({ text: Text(5000) }).meta({ id: 'CreateIncidentNote' })
+export const NoteBody = z.strictObject({ text: Text(5000, { multiline: true }) }).meta({ id: 'CreateIncidentNote' })
 
 export const IncidentNoteSchema = z
   .object({

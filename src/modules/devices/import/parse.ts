@@ -1,20 +1,26 @@
 /**
  * Reading and checking a device import file (`POST /v1/devices/import`), without the database:
  * what a file says is judged here alone, so it can be tested without an app, and the writer can
- * start on the good rows while the rest of the file is still being read.
+ * start on the good rows while the rest of the file is still being read (its CSV by `csv.ts`).
  *
- * The rules are those of `POST /v1/devices` (`CreateDeviceBody`), plus no asset tag or serial
- * number twice in one file. Every bad row is reported as `{ row, column, message }`, `row` being
- * the line number (the header is line 1; empty lines are skipped but counted).
+ * The rules are those of `POST /v1/devices` (`CreateDeviceBody` and the register's asset-tag
+ * scheme), plus no asset tag or serial number twice in one file. Every bad row is reported as
+ * `{ row, column, message }`, `row` being the line number (the header is line 1; empty lines are
+ * skipped but counted). Errors are counted without end but only the first MAX_LISTED_ERRORS (in
+ * file order) are kept: a file of a million bad lines holds no more of them in memory, and gets no
+ * longer an answer, than a file of a hundred.
  *
  * Each cell is checked with its own field's schema, the verdict remembered for cells that repeat
- * (kinds, makes, dates); a row with a bad cell is checked again as a whole, so its messages (and
- * their order) are exactly the schema's.
+ * (kinds, makes, dates, and bad cells of any column); a row with a bad cell is checked again as a
+ * whole, so its messages (and their order) are exactly the schema's, while errors are still being
+ * listed, and past that only counted: as many as its cells' verdicts hold.
  */
-import { Readable } from 'node:stream'
-import { parse } from 'csv-parse'
+import { isUtf8 } from 'node:buffer'
 import type { z } from 'zod'
+import { decodeUtf8 } from '../../../http/body.js'
 import { CreateDeviceBody, type CreateDeviceInput } from '../schemas.js'
+import type { AssetTagRule } from '../service.js'
+import { csvRecords } from './csv.js'
 
 export const IMPORT_COLUMNS = [
   'asset_tag', 'kind', 'make', 'model', 'serial_number', 'imei', 'encrypted', 'mdm_enrolled', 'classification',
@@ -27,6 +33,58 @@ export interface ImportError {
   row: number
   column: string
   message: string
+}
+
+/** Errors listed in a refusal; the rest are counted. */
+export const MAX_LISTED_ERRORS = 100
+
+/** A file's errors: the first MAX_LISTED_ERRORS in file order, how many there are, and on how many lines. */
+export interface ImportErrorList {
+  errors: ImportError[]
+  errorCount: number
+  errorLines: number
+}
+
+/** Takes errors in file order; keeps the first MAX_LISTED_ERRORS and counts them all. */
+export class ImportErrors {
+  private readonly errors: ImportError[] = []
+  private errorCount = 0
+  private errorLines = 0
+  private lastRow = 0
+
+  get count(): number {
+    return this.errorCount
+  }
+
+  /** True once MAX_LISTED_ERRORS are listed: later errors are only counted. */
+  get full(): boolean {
+    return this.errors.length >= MAX_LISTED_ERRORS
+  }
+
+  add(error: ImportError): void {
+    this.errorCount++
+    if (error.row !== this.lastRow) this.errorLines++
+    this.lastRow = error.row
+    if (!this.full) this.errors.push(error)
+  }
+
+  /** Counts `count` errors of line `row` without listing them (the list being full). */
+  addUnlisted(row: number, count: number): void {
+    this.errorCount += count
+    if (row !== this.lastRow) this.errorLines++
+    this.lastRow = row
+  }
+
+  list(): ImportErrorList {
+    return { errors: this.errors, errorCount: this.errorCount, errorLines: this.errorLines }
+  }
+
+  /** The list of this one error. */
+  static of(error: ImportError): ImportErrorList {
+    const one = new ImportErrors()
+    one.add(error)
+    return one.list()
+  }
 }
 
 /** The good rows of a file as columns (one array per field), with their line numbers. */
@@ -55,8 +113,9 @@ const cellOptionalInteger = (value: string) => (value === '' ? null : cellIntege
 
 /**
  * The body field behind each column (in IMPORT_COLUMNS order), how a cell becomes that field's
- * value, and whether the field's verdicts are remembered per distinct cell: worth it where values
- * repeat from row to row (kinds, makes, dates), not for identifiers. (A date's verdict is taken
+ * value, and whether the field's good verdicts are remembered per distinct cell: worth it where
+ * values repeat from row to row (kinds, makes, dates), not for identifiers. (Bad verdicts are
+ * remembered in every column: a file of bad rows repeats its mistakes. A date's verdict is taken
  * once per import, so "not in the future" is judged as at the start of it.)
  */
 const FIELDS: readonly { column: (typeof IMPORT_COLUMNS)[number]; field: Field; value: (cell: string) => unknown; repeats: boolean }[] = [
@@ -83,77 +142,70 @@ function rowToBody(record: string[]): Record<string, unknown> {
 
 /** Distinct cells remembered per field; past this a field's cells are checked one by one. */
 const MAX_REMEMBERED = 10_000
-const INVALID = Symbol('invalid')
+
+/** A bad cell's verdict: how many issues its field's schema finds in it. */
+class Invalid {
+  constructor(readonly issues: number) {}
+}
 
 /**
  * Checks cells against their fields' schemas. `CreateDeviceBody` is a strict object of these
  * fields and nothing else, so a row passes exactly when each of its cells passes its field, with
- * each field's value as output.
+ * each field's value as output, and the row's issues are its cells' issues.
  */
 class CellChecker {
   private readonly schemas = FIELDS.map(({ field }) => CreateDeviceBody.shape[field] as z.ZodType)
-  private readonly remembered = FIELDS.map(({ repeats }) => (repeats ? new Map<string, unknown>() : undefined))
+  private readonly remembered = FIELDS.map(() => new Map<string, unknown>())
 
-  /** The field's value for this cell, or INVALID. */
+  /** The field's value for this cell, or its Invalid verdict. */
   check(index: number, cell: string): unknown {
-    const remembered = this.remembered[index]
-    if (remembered) {
-      const known = remembered.get(cell)
-      if (known !== undefined || remembered.has(cell)) return known
-    }
+    const remembered = this.remembered[index]!
+    const known = remembered.get(cell)
+    if (known !== undefined || remembered.has(cell)) return known
     const result = this.schemas[index]!.safeParse(FIELDS[index]!.value(cell))
-    const value = result.success ? result.data : INVALID
-    if (remembered && remembered.size < MAX_REMEMBERED) remembered.set(cell, value)
+    const value = result.success ? result.data : new Invalid(result.error.issues.length)
+    if ((FIELDS[index]!.repeats || !result.success) && remembered.size < MAX_REMEMBERED) remembered.set(cell, value)
     return value
   }
 }
 
-/** The file fed to the parser a slice at a time, so that records come out while the rest is parsed. */
-export const PARSE_SLICE = 64 * 1024
-
 /**
- * The file's records as they are parsed, each with its line number (the header being line 1;
- * empty lines are skipped but counted). A file that is not CSV ends the records with `unreadable`.
+ * The file's text, or its refusal when it is not UTF-8: named by the first line that is not, rather
+ * than read with U+FFFD in place of what it held. A line end (0x0A) is never part of a longer UTF-8
+ * sequence, so lines can be checked apart, and one of them is the culprit.
  */
-async function* readRecords(text: string): AsyncGenerator<{ record: string[]; line: number } | { unreadable: ImportError }> {
-  const slices = function* () {
-    for (let start = 0; start < text.length; ) {
-      let end = Math.min(start + PARSE_SLICE, text.length)
-      // Never between the two halves of a surrogate pair: the parser encodes each slice as UTF-8.
-      if (end < text.length && /[\uD800-\uDBFF]/.test(text[end - 1]!)) end--
-      yield text.slice(start, end)
-      start = end
-    }
+export function readImportFile(bytes: Buffer): { text: string } | { refused: ImportErrorList } {
+  const text = decodeUtf8(bytes)
+  if (text !== undefined) return { text }
+  let line = 1
+  for (let start = 0; ; line++) {
+    const end = bytes.indexOf(0x0a, start)
+    if (end === -1 || !isUtf8(bytes.subarray(start, end))) break
+    start = end + 1
   }
-  const parser = Readable.from(slices()).pipe(
-    parse({ bom: true, info: true, skip_empty_lines: true, relax_column_count: true, trim: true }),
-  )
-  try {
-    // With `info`, each record comes with its line number.
-    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
-      yield { record, line: info.lines }
-    }
-  } catch (error) {
-    const line = Number((error as { lines?: unknown }).lines) || 1
-    yield { unreadable: { row: line, column: '', message: `is not readable CSV: ${(error as Error).message.slice(0, 200)}` } }
-  } finally {
-    parser.destroy()
-  }
+  return { refused: ImportErrors.of({ row: line, column: '', message: 'is not valid UTF-8 text (save the file as UTF-8)' }) }
 }
 
-/** Rows checked between two yields to the event loop: a big file must not stall every other request. */
+/** Rows checked between two yields to the event loop (the reader also pauses in long stretches without rows): a big file must not stall every other request. */
 const ROWS_PER_YIELD = 2_000
 
-/**
- * Parses and checks the file; returns the good rows (appended to `rows`, in file order) and every
- * error. `progress` is called before each yield to the event loop, with the number of errors so far.
- */
-export async function parseImport(
-  text: string,
-  rows: ImportRows = emptyRows(),
-  progress?: (errors: number) => void,
-): Promise<{ rows: ImportRows; errors: ImportError[] }> {
-  const errors: ImportError[] = []
+export interface ParseOptions {
+  /** Where the good rows go (appended, in file order); a new set of columns if not given. */
+  rows?: ImportRows
+  /** Called before each yield to the event loop, with the number of errors so far. */
+  progress?: (errors: number) => void
+  /** The register's asset-tag scheme (ASSET_TAG_PATTERN), if it has one. */
+  assetTagRule?: AssetTagRule
+}
+
+export type ParsedImport = { rows: ImportRows } & ImportErrorList
+
+/** The index of the asset tag in FIELDS. */
+const TAG = 0
+
+/** Parses and checks the file; returns the good rows, in file order, and its errors. */
+export async function parseImport(text: string, { rows = emptyRows(), progress, assetTagRule }: ParseOptions = {}): Promise<ParsedImport> {
+  const errors = new ImportErrors()
   const firstTag = new Map<string, number>()
   const firstSerial = new Map<string, number>()
   const checker = new CellChecker()
@@ -161,62 +213,81 @@ export async function parseImport(
   const header = IMPORT_COLUMNS.join(',')
   let headerSeen = false
   let index = 0
-  for await (const next of readRecords(text)) {
+  // Past one cell too many a record's cells are counted, not kept.
+  for (const next of csvRecords(text, { maxCells: IMPORT_COLUMNS.length + 1 })) {
+    if ('pause' in next) {
+      progress?.(errors.count)
+      await new Promise((resolve) => setImmediate(resolve))
+      continue
+    }
     // An unreadable file gets that one error: what was read of it before says little.
-    if ('unreadable' in next) return { rows, errors: [next.unreadable] }
-    const { record, line } = next
+    if ('unreadable' in next) {
+      const { line, message } = next.unreadable
+      return { rows, ...ImportErrors.of({ row: line, column: '', message: `is not readable CSV: ${message}` }) }
+    }
+    const { record, width, line } = next
     if (!headerSeen) {
-      if (record.join(',') !== header) break
+      if (width !== IMPORT_COLUMNS.length || record.join(',') !== header) break
       headerSeen = true
       continue
     }
     if (index > 0 && index % ROWS_PER_YIELD === 0) {
-      progress?.(errors.length)
+      progress?.(errors.count)
       await new Promise((resolve) => setImmediate(resolve))
     }
     index++
-    if (record.length !== IMPORT_COLUMNS.length) {
-      errors.push({ row: line, column: '', message: `has ${record.length} cells; expected ${IMPORT_COLUMNS.length}` })
+    if (width !== IMPORT_COLUMNS.length) {
+      errors.add({ row: line, column: '', message: `has ${width} cells; expected ${IMPORT_COLUMNS.length}` })
       continue
     }
-    let valid = true
+    let issues = 0
+    let tagMismatch: string | undefined
     for (let i = 0; i < FIELDS.length; i++) {
       const value = checker.check(i, record[i]!)
-      if (value === INVALID) {
-        valid = false
-        break
-      }
-      values[i] = value
-    }
-    if (!valid) {
-      // The whole row through the schema, for its messages (and their order) exactly as `POST /v1/devices` gives them.
-      const parsed = CreateDeviceBody.safeParse(rowToBody(record))
-      if (!parsed.success) {
-        for (const issue of parsed.error.issues) {
-          errors.push({ row: line, column: COLUMN_OF_FIELD.get(String(issue.path[0])) ?? '', message: issue.message })
-        }
+      if (value instanceof Invalid) {
+        issues += value.issues
         continue
       }
+      values[i] = value
+      if (i === TAG && assetTagRule) {
+        tagMismatch = assetTagRule(value as string)
+        if (tagMismatch) issues++
+      }
+    }
+    if (issues > 0) {
+      if (errors.full) {
+        errors.addUnlisted(line, issues)
+        continue
+      }
+      // The whole row through the schema, for its messages (and their order) exactly as `POST /v1/devices` gives them.
+      const parsed = CreateDeviceBody.safeParse(rowToBody(record))
+      if (tagMismatch) errors.add({ row: line, column: 'asset_tag', message: tagMismatch })
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues) {
+          errors.add({ row: line, column: COLUMN_OF_FIELD.get(String(issue.path[0])) ?? '', message: issue.message })
+        }
+      }
+      if (tagMismatch || !parsed.success) continue
       FIELDS.forEach(({ field }, i) => (values[i] = parsed.data[field] ?? null))
     }
     let duplicate = false
-    const tag = (values[0] as string).toLowerCase()
+    const tag = (values[TAG] as string).toLowerCase()
     const serial = (values[4] as string).toLowerCase()
     const tagSeen = firstTag.get(tag)
     if (tagSeen !== undefined) {
-      errors.push({ row: line, column: 'asset_tag', message: `repeats the asset tag of line ${tagSeen}` })
+      errors.add({ row: line, column: 'asset_tag', message: `repeats the asset tag of line ${tagSeen}` })
       duplicate = true
     } else firstTag.set(tag, line)
     const serialSeen = firstSerial.get(serial)
     if (serialSeen !== undefined) {
-      errors.push({ row: line, column: 'serial_number', message: `repeats the serial number of line ${serialSeen}` })
+      errors.add({ row: line, column: 'serial_number', message: `repeats the serial number of line ${serialSeen}` })
       duplicate = true
     } else firstSerial.set(serial, line)
     if (duplicate) continue
     rows.line.push(line)
     for (let i = 0; i < FIELDS.length; i++) (rows[FIELDS[i]!.field] as unknown[]).push(values[i])
   }
-  if (!headerSeen) return { rows, errors: [{ row: 1, column: '', message: `the header must be exactly: ${header}` }] }
-  if (index === 0) errors.push({ row: 2, column: '', message: 'the file has no devices after the header' })
-  return { rows, errors }
+  if (!headerSeen) return { rows, ...ImportErrors.of({ row: 1, column: '', message: `the header must be exactly: ${header}` }) }
+  if (index === 0) errors.add({ row: 2, column: '', message: 'the file has no devices after the header' })
+  return { rows, ...errors.list() }
 }

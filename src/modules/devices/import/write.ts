@@ -1,7 +1,7 @@
 /**
  * Writing an import: all rows or none. The rows go into the database as soon as they are checked,
  * in one transaction, so a big file is written while the rest of it is still being read; a file
- * that turns out to have any error is rolled back and refused with every error at once.
+ * that turns out to have any error is rolled back and refused with its first errors at once.
  *
  * Each batch of 5,000 rows is one statement: the devices, one `device.created` audit event each
  * (written through the audit trail's `auditEventsFrom`, each `after` built by PostgreSQL from the
@@ -14,8 +14,9 @@ import { isUniqueViolation } from '../../../db/errors.js'
 import { BatchIds } from '../../../db/ids.js'
 import type { WriteContext } from '../../../http/context.js'
 import { auditEventsFrom } from '../../audit/trail.js'
+import type { AssetTagRule } from '../service.js'
 import { existingIdentifiers, importProblem } from './check.js'
-import { emptyRows, type ImportError, type ImportRows, parseImport } from './parse.js'
+import { emptyRows, type ImportRows, type ParsedImport, parseImport } from './parse.js'
 
 const INSERT_BATCH = 5_000
 
@@ -44,7 +45,7 @@ function batchStatement(rows: ImportRows, start: number, end: number, ids: strin
       FROM u),
     ${auditEventsFrom(sql`
       SELECT ${new Date().toISOString()}::timestamptz, ${context.actor}, 'device.created', 'device', u.id,
-             ${context.requestId}, NULL, to_jsonb(device)
+             ${context.requestId}, ${context.clientRequestId ?? null}::text, NULL, to_jsonb(device)
       FROM u CROSS JOIN LATERAL (
         SELECT u.id, u.asset_tag AS "assetTag", u.kind, u.make, u.model, u.serial_number AS "serialNumber", u.imei,
                u.encrypted, u.mdm_enrolled AS "mdmEnrolled", u.classification, u.purchased_on AS "purchasedOn",
@@ -130,19 +131,23 @@ class BatchWriter {
 /** Thrown inside the transaction to roll back what was written of a file that turned out to have errors. */
 class FileHasErrors extends Error {}
 
-/** Imports the CSV `text`: every row, or none and a 422 naming every bad line. */
-export async function importDevices(db: DbOrTx, context: WriteContext, text: string): Promise<{ created: number }> {
-  let checked: { rows: ImportRows; errors: ImportError[] } | undefined
+/** Imports the CSV `text`: every row, or none and a 422 naming the first bad lines. */
+export async function importDevices(db: DbOrTx, context: WriteContext, text: string, assetTagRule: AssetTagRule): Promise<{ created: number }> {
+  let checked: ParsedImport | undefined
   try {
     return await db.transaction(async (tx) => {
       const rows = emptyRows()
       const writer = new BatchWriter(tx, context, rows)
       try {
         // Whole batches go to the database while the file is clean so far.
-        checked = await parseImport(text, rows, (errors) => {
-          if (errors === 0) writer.queue(false)
+        checked = await parseImport(text, {
+          rows,
+          progress: (errors) => {
+            if (errors === 0) writer.queue(false)
+          },
+          assetTagRule,
         })
-        if (checked.errors.length > 0) throw new FileHasErrors()
+        if (checked.errorCount > 0) throw new FileHasErrors()
         writer.queue(true)
         await writer.done()
         return { created: rows.line.length }
@@ -151,12 +156,12 @@ export async function importDevices(db: DbOrTx, context: WriteContext, text: str
       }
     })
   } catch (error) {
-    // Nothing was written. A file with errors gets them all, with the lines whose identifiers are
+    // Nothing was written. A file with errors gets them, with the lines whose identifiers are
     // registered already; so does a clean file that a unique index refused. Should no registered
     // identifier be found then (someone else's device, renamed since), the refusal stands.
-    if (!checked || (checked.errors.length === 0 && !isUniqueViolation(error))) throw error
+    if (!checked || (checked.errorCount === 0 && !isUniqueViolation(error))) throw error
     const taken = await existingIdentifiers(db, checked.rows)
-    if (checked.errors.length === 0 && taken.length === 0) throw error
-    throw importProblem([...checked.errors, ...taken])
+    if (checked.errorCount === 0 && taken.errorCount === 0) throw error
+    throw importProblem(checked, taken)
   }
 }

@@ -10,8 +10,10 @@ import Fastify, { type RouteOptions } from 'fastify'
 import { z } from 'zod'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
+import strictJsonBody from './http/body.js'
+import { clientRequestIdOf } from './http/context.js'
 import { responseSerializerCompiler } from './http/serializer.js'
-import { loggerOptions, RequestLogController } from './logging.js'
+import { learnRouteWords, loggerOptions, RequestLogController } from './logging.js'
 import auditLinking from './modules/audit/linking.js'
 import { auditRoutes } from './modules/audit/routes.js'
 import { assignmentRoutes } from './modules/assignments/routes.js'
@@ -19,7 +21,7 @@ import { assignmentConstraints } from './modules/assignments/service.js'
 import { custodianRoutes } from './modules/custodians/routes.js'
 import { deviceRoutes } from './modules/devices/routes.js'
 import { DEVICE_SERVER_FIELDS } from './modules/devices/schemas.js'
-import { deviceConstraints } from './modules/devices/service.js'
+import { assetTagRule, deviceConstraints } from './modules/devices/service.js'
 import { healthRoutes } from './modules/health/routes.js'
 import { incidentRoutes } from './modules/incidents/routes.js'
 import { INCIDENT_SERVER_FIELDS } from './modules/incidents/schemas.js'
@@ -33,7 +35,7 @@ import databasePlugin from './plugins/database.js'
 import idempotencyPlugin from './plugins/idempotency.js'
 import protectionPlugin from './plugins/protection.js'
 import openapiPlugin from './plugins/openapi.js'
-import problemsPlugin, { type ProblemRules, problems, sendProblem, toProblem } from './plugins/problems.js'
+import problemsPlugin, { answerConnectionError, type ProblemRules, problems, sendProblem, toProblem } from './plugins/problems.js'
 
 export interface AppDependencies {
   database: Database
@@ -51,18 +53,41 @@ export const problemRules: ProblemRules = {
   serverOwnedFields: new Set([...DEVICE_SERVER_FIELDS, ...INCIDENT_SERVER_FIELDS]),
 }
 
-/** A client may name its request (`x-request-id`) if the name is short and plain; else we pick one. */
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
+/** `TRUST_PROXY` as Fastify takes it: off, on, a hop count, or the proxies' addresses. */
+function trustProxyOf(value: string | undefined): boolean | string | ((address: string, hop: number) => boolean) {
+  if (value === undefined || value === 'false') return false
+  if (value === 'true') return true
+  if (!/^\d+$/.test(value)) return value
+  // A hop count: believe that many proxies in front of us (what Fastify does with a number).
+  const hops = Number(value)
+  return (_address, hop) => hop < hops
+}
 
 export async function buildApp(config: Config, deps: AppDependencies) {
   const app = Fastify({
     logger: loggerOptions(config, deps.logStream),
     logController: new RequestLogController(),
-    genReqId: (request) => {
-      const given = request.headers['x-request-id']
-      return typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID()
+    // The request id is always our own (log lines, audit events); a client's x-request-id is echoed
+    // and recorded beside it, never instead: a client could send another request's.
+    genReqId: () => randomUUID(),
+    childLoggerFactory: (logger, bindings, options, raw) => {
+      const clientRequestId = clientRequestIdOf(raw.headers)
+      return logger.child(clientRequestId ? { ...bindings, clientRequestId } : bindings, options)
     },
-    return503OnClosing: true,
+    // The problems plugin answers with a problem+json 503 instead.
+    return503OnClosing: false,
+    // A request (headers and body) must arrive in full within REQUEST_BODY_TIMEOUT_MS, or it is a
+    // 408 and the connection is closed. Node checks its connections every connectionsCheckingInterval
+    // (30 s unless told), so the timeout fires up to that long after the deadline: check often.
+    requestTimeout: config.REQUEST_BODY_TIMEOUT_MS,
+    http: {
+      requestTimeout: config.REQUEST_BODY_TIMEOUT_MS,
+      connectionsCheckingInterval: Math.min(1_000, Math.ceil(config.REQUEST_BODY_TIMEOUT_MS / 10)),
+    },
+    // Node's own refusals (timeout, headers too large, unparseable HTTP) as problem+json.
+    clientErrorHandler: answerConnectionError,
+    // Which X-Forwarded-For to believe for `request.ip` (the limit on callers without a token).
+    trustProxy: trustProxyOf(config.TRUST_PROXY),
     bodyLimit: 1024 * 1024,
     routerOptions: { maxParamLength: 200 },
     // Errors raised before a route is found (a malformed URL) get the same problem+json treatment.
@@ -77,15 +102,17 @@ export async function buildApp(config: Config, deps: AppDependencies) {
     const schema = (route.schema ??= {}) as { querystring?: unknown }
     schema.querystring ??= z.strictObject({})
   })
+  app.addHook('onRoute', (route) => learnRouteWords(route.url))
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute)
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(responseSerializerCompiler)
   app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', request.id)
+    reply.header('x-request-id', clientRequestIdOf(request.headers) ?? request.id)
     done()
   })
 
   await app.register(problemsPlugin, problemRules)
+  await app.register(strictJsonBody)
   await app.register(databasePlugin, { database: deps.database })
   await app.register(auditLinking)
   await app.register(openapiPlugin)
@@ -97,11 +124,11 @@ export async function buildApp(config: Config, deps: AppDependencies) {
   await app.register(healthRoutes)
   await app.register(auditRoutes)
   await app.register(custodianRoutes)
-  await app.register(deviceRoutes)
+  await app.register(deviceRoutes, { assetTagRule: assetTagRule(config) })
   await app.register(assignmentRoutes)
   await app.register(incidentRoutes)
   await app.register(reportRoutes)
-  await app.register(exportRoutes)
+  await app.register(exportRoutes, { config })
   await app.register(stocktakeRoutes)
 
   return app

@@ -296,7 +296,10 @@ export const auditEvents = pgTable(
     action: text('action').notNull(),
     entityType: text('entity_type').notNull(),
     entityId: uuid('entity_id').notNull(),
+    /** The server's own id of the request (unique; the id its log lines carry). */
     requestId: text('request_id'),
+    /** The client's `x-request-id`, when it sent a plain one: its own name for the request, unchecked. */
+    clientRequestId: text('client_request_id'),
     before: jsonb('before'),
     after: jsonb('after'),
   },

@@ -2,7 +2,7 @@
  * Optimistic concurrency for single resources: every response that carries a resource carries its
  * `ETag` (the row's `version`), and `PATCH` must say which version it changes with `If-Match`.
  * Missing: 428. Stale: 412 (decided inside the UPDATE, `WHERE id = $1 AND version = $2`, so two
- * writers with the same ETag can never both win).
+ * writers with the same ETag can never both win). Weak (`W/"3"`): 412, as If-Match compares strongly.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
@@ -31,10 +31,13 @@ export function expectedVersion(request: FastifyRequest): number {
   if (header === undefined || header === '') {
     throw problems.preconditionRequired('PATCH needs an If-Match header with the ETag you last read, e.g. If-Match: "3".')
   }
-  const match = /^\s*(?:W\/)?"(\d{1,9})"\s*$/.exec(String(header))
-  if (!match) {
-    throw problems.preconditionFailed(`If-Match ${JSON.stringify(String(header).slice(0, 40))} is not an ETag of this resource; read it again.`)
-  }
+  const given = String(header)
+  const quoted = JSON.stringify(given.slice(0, 40))
+  // Strong comparison (RFC 9110 13.1.1): a weak validator never matches, so no write is made on
+  // the strength of "roughly this version".
+  if (/^\s*W\//.test(given)) throw problems.preconditionFailed(`If-Match ${quoted} is a weak validator; PATCH needs the ETag as sent, e.g. If-Match: "3".`)
+  const match = /^\s*"(\d{1,9})"\s*$/.exec(given)
+  if (!match) throw problems.preconditionFailed(`If-Match ${quoted} is not an ETag of this resource; read it again.`)
   return Number(match[1])
 }
 

@@ -47,10 +47,14 @@ t.test('one event per committed change, with actor, request id, before and after
   const generatedId = String(updated.headers['x-request-id'])
   t.match(generatedId, /^[0-9a-f-]{36}$/)
 
-  t.same((await events(database)).map(({ id: _id, ...event }) => event), [
+  const rows = await events(database)
+  // The client's x-request-id is recorded beside the server's own id, never instead of it.
+  t.match(rows[0]?.request_id, /^[0-9a-f-]{36}$/)
+  t.same(await database.query('SELECT client_request_id FROM audit_events ORDER BY id'), [{ client_request_id: 'req-create-1' }, { client_request_id: null }])
+  t.same(rows.map(({ id: _id, ...event }) => event), [
     {
       actor: 'alice@parliament', action: 'custodian.created', entity_type: 'custodian', entity_id: custodian.id,
-      request_id: 'req-create-1', before: null, after: custodian,
+      request_id: rows[0]?.request_id, before: null, after: custodian,
     },
     {
       actor: 'alice@parliament', action: 'custodian.updated', entity_type: 'custodian', entity_id: custodian.id,

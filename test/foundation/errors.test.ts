@@ -85,6 +85,17 @@ t.test('unknown route is a 404 problem', async (t) => {
   assertProblem(t, await app.inject({ method: 'GET', url: '/v1/nothing-here' }), 404)
 })
 
+t.test('a path segment longer than any id is a 414 problem, a malformed one a 400 problem, neither quoting the path', async (t) => {
+  const { app } = await setup(t)
+  const long = 'a'.repeat(201)
+  const tooLong = await app.inject({ method: 'GET', url: `/v1/custodians/${long}` })
+  assertProblem(t, tooLong, 414)
+  t.notMatch(tooLong.body, long)
+  const malformed = await app.inject({ method: 'GET', url: '/v1/custodians/%E0%A4%A' })
+  assertProblem(t, malformed, 400)
+  t.notMatch(malformed.body, '%E0')
+})
+
 t.test('unsupported media type is a 415 problem', async (t) => {
   const { app } = await setup(t)
   const response = await app.inject({
@@ -129,9 +140,11 @@ t.test('an unexpected error is a 500 with a generic detail; the real error is on
   const { app, logs } = await setup(t)
   const response = await app.inject({ method: 'GET', url: '/probe/crash', headers: { 'x-request-id': 'req-crash-1' } })
   const body = assertProblem(t, response, 500)
-  t.match(body.detail, /req-crash-1/, 'the detail quotes the request id')
+  const serverId = /Quote request id ([0-9a-f-]{36}) /.exec(body.detail)?.[1]
+  t.ok(serverId, 'the detail quotes the server\'s request id (the client named it, but its name need not be unique)')
   t.notMatch(response.body, /secret internals/)
-  const logged = logs.find((line) => line.requestId === 'req-crash-1' && line.err)
+  const logged = logs.find((line) => line.requestId === serverId && line.err)
   t.ok(logged, 'the error is logged with the request id')
+  t.equal(logged?.clientRequestId, 'req-crash-1', 'and with the client\'s name for the request')
   t.match(JSON.stringify(logged), /secret internals/)
 })

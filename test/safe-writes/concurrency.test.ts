@@ -52,17 +52,21 @@ t.test('many writers with one ETag: exactly one wins', async (t) => {
   t.same(await database.query("SELECT count(*)::int AS n FROM audit_events WHERE action = 'custodian.updated'"), [{ n: 1 }])
 })
 
-t.test('If-Match: missing is 428, not an ETag of ours is 412, weak and strong forms of the current one are accepted', async (t) => {
-  const { app, auth } = await buildTestApp(t)
+t.test('If-Match: missing is 428, not an ETag of ours is 412, a weak validator is 412 even for the current version (strong comparison)', async (t) => {
+  const { app, auth, database } = await buildTestApp(t)
   const headers = await auth('security')
   const { id } = (await app.inject({ method: 'POST', url: '/v1/custodians', headers, payload: { kind: 'staff', name: 'Tagged' } })).json()
   const patch = (ifMatch: string | undefined, name: string) =>
     app.inject({ method: 'PATCH', url: `/v1/custodians/${id}`, headers: { ...headers, ...(ifMatch === undefined ? {} : { 'if-match': ifMatch }) }, payload: { name } })
   assertProblem(t, await patch(undefined, 'x'), 428)
   for (const bad of ['1', '"abc"', '"0"', '"2"']) assertProblem(t, await patch(bad, 'x'), 412)
+  for (const weak of ['W/"1"', ' W/"1"', 'w/"1"']) {
+    const body = assertProblem(t, await patch(weak, 'Weak'), 412)
+    t.match(body.detail, /weak validator|not an ETag/, weak)
+  }
+  t.same(await database.query('SELECT name, version FROM custodians WHERE id = $1', [id]), [{ name: 'Tagged', version: 1 }], 'no weak If-Match changed anything')
   t.equal((await patch('"1"', 'Strong')).statusCode, 200)
-  t.equal((await patch('W/"2"', 'Weak')).statusCode, 200)
   const read = await app.inject({ method: 'GET', url: `/v1/custodians/${id}`, headers })
-  t.equal(read.headers.etag, '"3"')
-  t.equal(read.json().name, 'Weak')
+  t.equal(read.headers.etag, '"2"')
+  t.equal(read.json().name, 'Strong')
 })

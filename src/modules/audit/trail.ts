@@ -45,6 +45,8 @@ interface HashedContent {
   entityType: string
   entityId: string
   requestId: string | null
+  /** Present only when the client named its request, so events without one hash as they always did. */
+  clientRequestId?: string
   before: unknown
   after: unknown
   prevHash: string | null
@@ -58,7 +60,7 @@ export function eventHash(content: HashedContent): string {
 const asJsonText = (value: unknown) => (value === undefined || value === null ? null : JSON.stringify(value))
 
 /** The columns an event is written with, in the order `auditEventsFrom` takes them. */
-export const AUDIT_EVENT_COLUMNS = sql.raw('at, actor, action, entity_type, entity_id, request_id, before, after')
+export const AUDIT_EVENT_COLUMNS = sql.raw('at, actor, action, entity_type, entity_id, request_id, client_request_id, before, after')
 
 /**
  * The one place events are written: CTEs (`audit_inserted`, `audit_queued`) that insert the rows
@@ -84,10 +86,12 @@ const value = (name: string) => sql.placeholder(name)
  * write its events in the same round trip by carrying both (incident reports do).
  */
 export const AUDIT_EVENTS_FROM_ARRAYS = sql`
-      SELECT ${value('audit_at')}::timestamptz, u.actor, u.action, u.entity_type, u.entity_id, u.request_id, u.before::jsonb, u.after::jsonb
+      SELECT ${value('audit_at')}::timestamptz, u.actor, u.action, u.entity_type, u.entity_id, u.request_id, u.client_request_id,
+             u.before::jsonb, u.after::jsonb
       FROM unnest(${value('audit_actors')}::text[], ${value('audit_actions')}::text[], ${value('audit_entity_types')}::text[],
-                  ${value('audit_entity_ids')}::uuid[], ${value('audit_request_ids')}::text[], ${value('audit_befores')}::text[], ${value('audit_afters')}::text[])
-           WITH ORDINALITY AS u(actor, action, entity_type, entity_id, request_id, before, after, n)
+                  ${value('audit_entity_ids')}::uuid[], ${value('audit_request_ids')}::text[], ${value('audit_client_request_ids')}::text[],
+                  ${value('audit_befores')}::text[], ${value('audit_afters')}::text[])
+           WITH ORDINALITY AS u(actor, action, entity_type, entity_id, request_id, client_request_id, before, after, n)
       ORDER BY u.n`
 
 type AuditRequest = { context: WriteContext; changes: readonly AuditChange[] }
@@ -104,6 +108,7 @@ function valuesOf(events: readonly AuditEvent[]): Record<string, unknown> {
     audit_entity_types: events.map((e) => e.change.entityType),
     audit_entity_ids: events.map((e) => e.change.entityId),
     audit_request_ids: events.map((e) => e.context.requestId),
+    audit_client_request_ids: events.map((e) => e.context.clientRequestId ?? null),
     audit_befores: events.map((e) => asJsonText(e.change.before)),
     audit_afters: events.map((e) => asJsonText(e.change.after)),
   }
@@ -142,6 +147,7 @@ const contentOf = (event: EventRow, prevHash: string | null): HashedContent => (
   entityType: event.entityType,
   entityId: event.entityId,
   requestId: event.requestId,
+  ...(event.clientRequestId !== null ? { clientRequestId: event.clientRequestId } : {}),
   before: event.before,
   after: event.after,
   prevHash,

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
 import { writeContext } from '../../http/context.js'
 import { pageOf } from '../../http/pagination.js'
 import { IdParams } from '../../http/schemas.js'
+import { withExample } from '../../plugins/openapi.js'
 import { ProblemSchema } from '../../plugins/problems.js'
 import { AssignBody, AssignmentListQuery, AssignmentSchema, ReturnBody, UnreturnedItemSchema, UnreturnedQuery } from './schemas.js'
 import { assignDevice, listCustodianAssignments, listDeviceAssignments, listUnreturned, returnDevice } from './service.js'
@@ -14,11 +15,17 @@ export const assignmentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: ASSIGNMENT_ROLES, idempotent: true },
       schema: {
+        operationId: 'assignDevice',
         tags: ['assignments'],
         summary: 'Hand a device in stock to an active custodian',
         params: IdParams,
-        body: AssignBody,
-        response: { 201: AssignmentSchema, 404: ProblemSchema, 409: ProblemSchema, 422: ProblemSchema },
+        body: withExample(AssignBody, { custodianId: '01943a6e-7c2b-7d4e-9f10-2b3c4d5e6f70', assignedAt: '2025-01-06T09:00:00Z' }),
+        response: {
+          201: AssignmentSchema,
+          404: ProblemSchema,
+          409: ProblemSchema.meta({ description: 'The device is not in stock, or the custodian is not active.' }),
+          422: ProblemSchema.meta({ description: 'custodianId names no custodian, or assignedAt is before the device came back from the last one.' }),
+        },
       },
     },
     async (request, reply) => {
@@ -33,11 +40,17 @@ export const assignmentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: ASSIGNMENT_ROLES },
       schema: {
+        operationId: 'returnDevice',
         tags: ['assignments'],
         summary: 'Take a device back from its custodian (closes the open assignment)',
         params: IdParams,
-        body: ReturnBody.nullish(),
-        response: { 200: AssignmentSchema, 404: ProblemSchema, 409: ProblemSchema, 422: ProblemSchema },
+        body: withExample(ReturnBody.nullish(), { returnedAt: '2025-06-30T16:00:00Z' }),
+        response: {
+          200: AssignmentSchema,
+          404: ProblemSchema,
+          409: ProblemSchema.meta({ description: 'The device is not assigned.' }),
+          422: ProblemSchema.meta({ description: 'returnedAt is before the device was handed out.' }),
+        },
       },
     },
     async (request) => returnDevice(app.db, writeContext(request), request.params.id, request.body ?? {}),
@@ -48,6 +61,7 @@ export const assignmentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: ASSIGNMENT_ROLES },
       schema: {
+        operationId: 'listDeviceAssignments',
         tags: ['assignments'],
         summary: 'A device\'s assignment history, newest first',
         params: IdParams,
@@ -63,6 +77,7 @@ export const assignmentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: ASSIGNMENT_ROLES },
       schema: {
+        operationId: 'listCustodianAssignments',
         tags: ['assignments'],
         summary: 'A custodian\'s assignment history, newest first',
         params: IdParams,
@@ -78,6 +93,7 @@ export const assignmentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: ['asset_manager', 'security'] },
       schema: {
+        operationId: 'listUnreturnedDevices',
         tags: ['reports'],
         summary: 'Devices still assigned to custodians who are inactive or have left',
         querystring: UnreturnedQuery,

@@ -20,7 +20,8 @@ const AuditEventSchema = z
     action: z.string(),
     entityType: z.string(),
     entityId: z.string(),
-    requestId: z.string().nullable(),
+    requestId: z.string().nullable().meta({ description: "The server's id of the request that made the change." }),
+    clientRequestId: z.string().nullable().meta({ description: 'The x-request-id the client sent with that request, if any (its own name, not checked).' }),
     before: z.unknown(),
     after: z.unknown(),
     hash: z.string(),
@@ -47,6 +48,7 @@ export const auditRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: ['security'] },
       schema: {
+        operationId: 'listAuditEvents',
         tags: ['audit'],
         summary: 'List audit events, newest first',
         querystring: AuditQuery,
@@ -84,16 +86,17 @@ export const auditRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     '/v1/audit-events/verify',
     {
-      config: { access: ['security'] },
+      config: { access: ['security'], heavy: true },
       schema: {
+        operationId: 'verifyAuditChain',
         tags: ['audit'],
         summary: 'Recompute the hash chain and report the first event that does not match',
         response: { 200: ChainVerdictSchema },
       },
     },
-    async () => {
+    async (request) => {
       await app.auditLinker.link()
-      return verifyChain(app.db)
+      return verifyChain(request.database.db)
     },
   )
 }

@@ -3,6 +3,7 @@ import { writeContext } from '../../http/context.js'
 import { pageOf } from '../../http/pagination.js'
 import { expectedVersion, IfMatchHeaders, setCreated, setEtag } from '../../http/preconditions.js'
 import { IdParams } from '../../http/schemas.js'
+import { withExample } from '../../plugins/openapi.js'
 import { ProblemSchema } from '../../plugins/problems.js'
 import { CreateCustodianBody, CustodianListQuery, CustodianSchema, UpdateCustodianBody } from './schemas.js'
 import { createCustodian, getCustodian, listCustodians, updateCustodian } from './service.js'
@@ -15,9 +16,16 @@ export const custodianRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: CUSTODIAN_ROLES, idempotent: true },
       schema: {
+        operationId: 'createCustodian',
         tags: ['custodians'],
         summary: 'Add a custodian (an MP, peer, member of staff or office)',
-        body: CreateCustodianBody,
+        body: withExample(CreateCustodianBody, {
+          kind: 'mp',
+          name: 'Alex Morgan',
+          house: 'commons',
+          constituency: 'Bristol North West',
+          email: 'alex.morgan@example.org',
+        }),
         response: { 201: CustodianSchema, 400: ProblemSchema },
       },
     },
@@ -33,6 +41,7 @@ export const custodianRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: CUSTODIAN_ROLES },
       schema: {
+        operationId: 'listCustodians',
         tags: ['custodians'],
         summary: 'List custodians',
         querystring: CustodianListQuery,
@@ -47,6 +56,7 @@ export const custodianRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: CUSTODIAN_ROLES },
       schema: {
+        operationId: 'getCustodian',
         tags: ['custodians'],
         summary: 'Read a custodian',
         params: IdParams,
@@ -65,11 +75,12 @@ export const custodianRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: CUSTODIAN_ROLES },
       schema: {
+        operationId: 'updateCustodian',
         tags: ['custodians'],
         summary: 'Change a custodian (If-Match required); leaving is active: false with leftOn',
         params: IdParams,
         headers: IfMatchHeaders,
-        body: UpdateCustodianBody,
+        body: withExample(UpdateCustodianBody, { leftOn: '2024-07-04' }),
         response: { 200: CustodianSchema, 404: ProblemSchema, 412: ProblemSchema, 428: ProblemSchema },
       },
     },

@@ -5,7 +5,7 @@
  */
 import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
 import { z } from 'zod'
-import { problems } from '../../plugins/problems.js'
+import { problems, ProblemSchema } from '../../plugins/problems.js'
 
 const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' })
 
@@ -16,7 +16,12 @@ export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     '/healthz',
     {
-      schema: { tags: ['operations'], summary: 'Liveness: the process is up', response: { 200: HealthSchema } },
+      schema: {
+        operationId: 'checkLiveness',
+        tags: ['operations'],
+        summary: 'Liveness: the process is up',
+        response: { 200: HealthSchema },
+      },
       config: { access: 'public' },
       logLevel: 'warn',
     },
@@ -27,9 +32,13 @@ export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
     '/readyz',
     {
       schema: {
+        operationId: 'checkReadiness',
         tags: ['operations'],
         summary: 'Readiness: the database answers',
-        response: { 200: HealthSchema },
+        response: {
+          200: HealthSchema,
+          503: ProblemSchema.meta({ description: `The database does not answer within ${READY_TIMEOUT_MS / 1000} s.` }),
+        },
       },
       config: { access: 'public' },
       logLevel: 'warn',

@@ -9,6 +9,7 @@ import { pageOf } from '../../http/pagination.js'
 import { expectedVersion, IfMatchHeaders, setCreated, setEtag } from '../../http/preconditions.js'
 import { IdParams } from '../../http/schemas.js'
 import { hasRole } from '../../plugins/auth.js'
+import { withExample } from '../../plugins/openapi.js'
 import { ProblemSchema } from '../../plugins/problems.js'
 import {
   CloseBody,
@@ -36,6 +37,8 @@ import {
 const WRITE = ['security'] as const
 const READ = ['security', 'asset_manager'] as const
 
+const NOT_OPEN = ProblemSchema.meta({ description: 'The incident is no longer open (recovered or closed).' })
+
 const viewOf = (request: FastifyRequest): View => ({ freeText: hasRole(request, 'security') })
 
 export const incidentRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -44,10 +47,26 @@ export const incidentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: WRITE, idempotent: true },
       schema: {
+        operationId: 'reportIncident',
         tags: ['incidents'],
         summary: 'Report a device lost or stolen',
-        body: CreateIncidentBody,
-        response: { 201: IncidentSchema, 400: ProblemSchema, 409: ProblemSchema, 422: ProblemSchema },
+        body: withExample(CreateIncidentBody, {
+          deviceId: '01943a6e-7c2b-7d4e-9f10-2b3c4d5e6f71',
+          kind: 'stolen',
+          occurredAt: '2025-03-14T18:30:00Z',
+          reportedAt: '2025-03-14T21:05:00Z',
+          location: { category: 'transit', description: 'Train from London to Bristol' },
+          circumstances: 'Bag taken from the luggage rack while the custodian was away from the seat.',
+          policeReference: 'BTP-25-031400',
+          personalDataAtRisk: true,
+          remoteWipe: 'requested',
+        }),
+        response: {
+          201: IncidentSchema,
+          400: ProblemSchema,
+          409: ProblemSchema.meta({ description: 'The device is already lost or stolen, or retired.' }),
+          422: ProblemSchema.meta({ description: 'deviceId names no device.' }),
+        },
       },
     },
     async (request, reply) => {
@@ -62,6 +81,7 @@ export const incidentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: READ },
       schema: {
+        operationId: 'listIncidents',
         tags: ['incidents'],
         summary: 'List incidents, newest reported first',
         querystring: IncidentListQuery,
@@ -76,6 +96,7 @@ export const incidentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: READ },
       schema: {
+        operationId: 'getIncident',
         tags: ['incidents'],
         summary: 'Read an incident',
         params: IdParams,
@@ -94,11 +115,12 @@ export const incidentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: WRITE },
       schema: {
+        operationId: 'updateIncident',
         tags: ['incidents'],
         summary: 'Change the follow-up fields of an incident (If-Match required)',
         params: IdParams,
         headers: IfMatchHeaders,
-        body: UpdateIncidentBody,
+        body: withExample(UpdateIncidentBody, { icoReportedAt: '2025-03-16T10:00:00Z', remoteWipe: 'confirmed' }),
         response: { 200: IncidentSchema, 400: ProblemSchema, 404: ProblemSchema, 412: ProblemSchema, 428: ProblemSchema },
       },
     },
@@ -115,10 +137,11 @@ export const incidentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: WRITE, idempotent: true },
       schema: {
+        operationId: 'addIncidentNote',
         tags: ['incidents'],
         summary: 'Add a follow-up note (a later police reference, a call from the custodian)',
         params: IdParams,
-        body: NoteBody,
+        body: withExample(NoteBody, { text: 'The custodian called: the bag held no papers.' }),
         response: { 201: IncidentNoteSchema, 400: ProblemSchema, 404: ProblemSchema },
       },
     },
@@ -133,6 +156,7 @@ export const incidentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: READ },
       schema: {
+        operationId: 'listIncidentNotes',
         tags: ['incidents'],
         summary: 'List the notes of an incident, oldest first',
         params: IdParams,
@@ -148,11 +172,12 @@ export const incidentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: WRITE },
       schema: {
+        operationId: 'recordRecovery',
         tags: ['incidents'],
         summary: 'Record that the device was found; it goes back in stock',
         params: IdParams,
-        body: RecoveryBody,
-        response: { 200: IncidentSchema, 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema },
+        body: withExample(RecoveryBody, { recoveredAt: '2025-03-20T12:00:00Z', condition: 'intact', notes: 'Handed in at lost property.' }),
+        response: { 200: IncidentSchema, 400: ProblemSchema, 404: ProblemSchema, 409: NOT_OPEN },
       },
     },
     async (request, reply) => {
@@ -167,11 +192,12 @@ export const incidentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: WRITE },
       schema: {
+        operationId: 'closeIncident',
         tags: ['incidents'],
         summary: 'Write the device off (never found); it stays lost or stolen',
         params: IdParams,
-        body: CloseBody,
-        response: { 200: IncidentSchema, 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema },
+        body: withExample(CloseBody, { reason: 'Not found after 90 days; written off.' }),
+        response: { 200: IncidentSchema, 400: ProblemSchema, 404: ProblemSchema, 409: NOT_OPEN },
       },
     },
     async (request, reply) => {

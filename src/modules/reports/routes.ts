@@ -12,8 +12,9 @@ export const reportRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     '/v1/reports/risk-summary',
     {
-      config: { access: SUMMARY_ROLES },
+      config: { access: SUMMARY_ROLES, heavy: true },
       schema: {
+        operationId: 'getRiskSummary',
         tags: ['reports'],
         summary: 'Risk summary of a period (year with basis calendar|financial, or from/to)',
         description: '`repeatCustodians` is present only for the security role.',
@@ -24,15 +25,16 @@ export const reportRoutes: FastifyPluginAsyncZod = async (app) => {
     async (request) => {
       const period = resolvePeriod(request.query)
       // Only security may see people: the key is absent for everyone else, not empty.
-      return riskSummary(app.db, period, { withCustodians: hasRole(request, 'security') })
+      return riskSummary(request.database.db, period, { withCustodians: hasRole(request, 'security') })
     },
   )
 
   app.get(
     '/v1/reports/risk-summary.svg',
     {
-      config: { access: SUMMARY_ROLES },
+      config: { access: SUMMARY_ROLES, heavy: true },
       schema: {
+        operationId: 'getRiskChart',
         tags: ['reports'],
         summary: 'The risk summary as a chart (image/svg+xml): losses, thefts and recoveries by month',
         querystring: PeriodQuery,
@@ -42,7 +44,7 @@ export const reportRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request, reply) => {
       const period = resolvePeriod(request.query)
-      const summary = await riskSummary(app.db, period, { withCustodians: false })
+      const summary = await riskSummary(request.database.db, period, { withCustodians: false })
       return reply.type('image/svg+xml; charset=utf-8').send(renderRiskChart(summary, period))
     },
   )

@@ -139,13 +139,6 @@ export default fp(
           await redis.quit().catch(() => redis.disconnect())
         })
       }
-      // Heavy routes (`config.heavy`: a few a minute is plenty for a person) get their own, smaller
-      // allowance; set before the rate-limit plugin sees the route.
-      app.addHook('onRoute', (route: RouteOptions) => {
-        if (perCaller && config.RATE_LIMIT_HEAVY_PER_MINUTE > 0 && route.config?.heavy) {
-          route.config = { ...route.config, rateLimit: { max: config.RATE_LIMIT_HEAVY_PER_MINUTE, timeWindow: 60_000 } }
-        }
-      })
       await app.register(rateLimit, {
         // Every route's own limit only when there is one; the failed-authentication limit below
         // is used by hand either way.
@@ -160,6 +153,19 @@ export default fp(
         errorResponseBuilder: (_request, context) =>
           tooManyRequests(`Too many requests: at most ${context.max} a minute; retry after ${context.after}.`, context.ttl),
       })
+
+      if (perCaller && config.RATE_LIMIT_HEAVY_PER_MINUTE > 0) {
+        // The heavy routes (`config.heavy`: a few a minute is plenty for a person) share one
+        // smaller allowance per caller, on top of the general one. One limiter for all of them:
+        // a route's own `config.rateLimit` would count each route apart (the library keeps a
+        // store per route), so a caller could run every heavy route at the heavy rate at once.
+        const heavyLimit = app.rateLimit({ max: config.RATE_LIMIT_HEAVY_PER_MINUTE, timeWindow: 60_000 })
+        app.addHook('onRoute', (route: RouteOptions) => {
+          if (!route.config?.heavy) return
+          const own = route.preHandler ? [route.preHandler].flat() : []
+          route.preHandler = [heavyLimit, ...own]
+        })
+      }
 
       if (failedAuthentications) {
         // Only failures count (@fastify/rate-limit's manual limiter: peek without counting, count

@@ -6,12 +6,12 @@
  * throttled; other addresses and public routes are unaffected.
  */
 import { randomInt } from 'node:crypto'
-import { Socket } from 'node:net'
 import { SignJWT } from 'jose'
 import t, { type Test } from 'tap'
 import { identityProvider } from '../auth/jwks.js'
 import { buildTestApp, TEST_JWT_SECRET, type TestApp } from '../helpers/app.js'
 import { assertProblem } from '../helpers/problem.js'
+import { redisAnswers } from '../helpers/redis.js'
 
 const URL_UNDER_TEST = '/v1/custodians'
 const now = () => Math.floor(Date.now() / 1000)
@@ -150,17 +150,6 @@ t.test('0 turns the limit off', async (t) => {
   }
   t.pass('130 refused, each with a 401 (more than the default allows)')
 })
-
-async function redisAnswers(): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = new Socket()
-    socket.setTimeout(500)
-    socket.once('connect', () => (socket.destroy(), resolve(true)))
-    socket.once('error', () => resolve(false))
-    socket.once('timeout', () => (socket.destroy(), resolve(false)))
-    socket.connect(6379, '127.0.0.1')
-  })
-}
 
 const redisUp = await redisAnswers()
 

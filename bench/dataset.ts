@@ -151,12 +151,12 @@ function statements(size: DatasetSize): { table: string; sql: string }[] {
     },
     {
       table: 'stocktakes',
-      sql: `INSERT INTO stocktakes (id, name, status, scope_kind, closed_at, frozen_discrepancies, created_at, updated_at, created_by)
+      // Closed ones with no findings stored (an empty list of each class).
+      sql: `INSERT INTO stocktakes (id, name, status, scope_kind, closed_at, created_at, updated_at, created_by)
         SELECT bench_uuid(5, s, now() - (${S} - s) * interval '1 month'), 'Stocktake ' || s,
           (CASE WHEN s = 1 THEN 'open' ELSE 'closed' END)::stocktake_status,
           CASE WHEN s = 1 THEN 'security_token'::device_kind END,
           CASE WHEN s > 1 THEN now() - (${S} - s) * interval '1 month' + interval '1 day' END,
-          CASE WHEN s > 1 THEN '{"missing":[],"unknown":[],"reportedMissingButSeen":[],"retiredButSeen":[]}'::jsonb END,
           now() - (${S} - s) * interval '1 month', now(), 'bench'
         FROM generate_series(1, ${S}) AS s`,
     },

@@ -249,13 +249,33 @@ export const stocktakes = pgTable(
     scopeCustodianId: uuid('scope_custodian_id').references(() => custodians.id),
     scopeKind: deviceKind('scope_kind'),
     closedAt: timestamp('closed_at', tz),
-    /** Discrepancies as they stood at closing; later device changes do not alter them. */
-    frozenDiscrepancies: jsonb('frozen_discrepancies'),
     ...lifecycle,
   },
   (t) => [
     index('stocktakes_status_idx').on(t.status, t.id),
     check('stocktakes_closed_state', sql`(${t.status} = 'closed') = (${t.closedAt} IS NOT NULL)`),
+  ],
+)
+
+/**
+ * A closed stocktake's discrepancies as they stood at closing (later device changes do not alter
+ * them): one row per item of each class, keyed by the class's order (as text), so that a page of
+ * a class is a range of the primary key.
+ */
+export const stocktakeFindings = pgTable(
+  'stocktake_findings',
+  {
+    stocktakeId: uuid('stocktake_id')
+      .notNull()
+      .references(() => stocktakes.id),
+    class: text('class').notNull(),
+    sortFirst: text('sort_first').notNull(),
+    sortSecond: text('sort_second').notNull(),
+    item: jsonb('item').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'stocktake_findings_pkey', columns: [t.stocktakeId, t.class, t.sortFirst, t.sortSecond] }),
+    check('stocktake_findings_class', sql`${t.class} IN ('missing', 'unknown', 'reportedMissingButSeen', 'retiredButSeen')`),
   ],
 )
 

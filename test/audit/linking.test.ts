@@ -3,16 +3,13 @@
  * committed event is linked exactly once (whichever instance links it), the chain made before
  * migration 0002 survives it, and an event left out of the chain is reported.
  */
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import t from 'tap'
 import { connectPostgres, type Database } from '../../src/db/client.js'
-import { migrationsFolder, runMigrations } from '../../src/db/migrate.js'
+import { runMigrations } from '../../src/db/migrate.js'
 import { newId } from '../../src/db/ids.js'
 import { AUDIT_CHAIN_LOCK, AuditLinker, eventHash, linkPendingEvents, recordAudit, verifyChain } from '../../src/modules/audit/trail.js'
 import { buildTestApp } from '../helpers/app.js'
-import { createTestDatabase, driverUnderTest, postgresUrlFor, testPoolOptions } from '../helpers/database.js'
+import { createDatabaseMigratedBefore, createTestDatabase, driverUnderTest, postgresUrlFor, testPoolOptions } from '../helpers/database.js'
 import { waitUntil } from '../helpers/wait.js'
 
 const count = async (database: Database, table: string) =>
@@ -136,17 +133,7 @@ t.test('an event left out of the chain (its queue row removed) is reported by ve
 })
 
 t.test('the chain made before migration 0002 is kept, in order, and verifies after it', async (t) => {
-  // The migrations up to 0001 only: a copy of drizzle/ with a shorter journal.
-  const folder = await mkdtemp(path.join(tmpdir(), 'dlr-migrations-'))
-  t.teardown(() => rm(folder, { recursive: true, force: true }))
-  await cp(migrationsFolder, folder, { recursive: true })
-  const journalFile = path.join(folder, 'meta', '_journal.json')
-  const journal = JSON.parse(await readFile(journalFile, 'utf8')) as { entries: { tag: string }[] }
-  journal.entries = journal.entries.filter((entry) => entry.tag < '0002')
-  await writeFile(journalFile, JSON.stringify(journal))
-
-  const database = await createTestDatabase(t, { migrated: false })
-  await runMigrations(database, folder)
+  const database = await createDatabaseMigratedBefore(t, '0002')
 
   // Three events chained as the service did before 0002: hash and prev_hash on the event.
   let prevHash: string | null = null

@@ -11,7 +11,7 @@
  * or createTestDatabase below.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { cp, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
@@ -147,5 +147,24 @@ export async function createTestDatabase(
       : await connectPglite(migrated ? { loadDataDir: await (pgliteDump ??= migratedPgliteDump()) } : {})
   // tap runs teardowns last-added first: the pool is closed before its database is dropped.
   t.teardown(() => database.close())
+  return database
+}
+
+/**
+ * A fresh database of the driver under test with the migrations before `tag` applied (`'0002'`:
+ * 0000 and 0001), to show that a later migration keeps what an earlier schema held. Run
+ * `runMigrations(database)` for the rest.
+ */
+export async function createDatabaseMigratedBefore(t: Teardown, tag: string): Promise<Database> {
+  // A copy of drizzle/ with a shorter journal.
+  const folder = await mkdtemp(path.join(tmpdir(), 'dlr-migrations-'))
+  t.teardown(() => rm(folder, { recursive: true, force: true }))
+  await cp(migrationsFolder, folder, { recursive: true })
+  const journalFile = path.join(folder, 'meta', '_journal.json')
+  const journal = JSON.parse(await readFile(journalFile, 'utf8')) as { entries: { tag: string }[] }
+  journal.entries = journal.entries.filter((entry) => entry.tag < tag)
+  await writeFile(journalFile, JSON.stringify(journal))
+  const database = await createTestDatabase(t, { migrated: false })
+  await runMigrations(database, folder)
   return database
 }

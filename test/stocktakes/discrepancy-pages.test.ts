@@ -3,8 +3,13 @@
  * walked to the end, are exactly that list of the whole document, open or closed; a walk that
  * spans the close goes on in the frozen document; bad classes, cursors, limits and ids are refused.
  */
+import { PgDialect } from 'drizzle-orm/pg-core'
 import t, { type Test } from 'tap'
+import type { CursorKey } from '../../src/http/pagination.js'
+import { frozenPageSql } from '../../src/modules/stocktakes/discrepancies.js'
+import { runMigrations } from '../../src/db/migrate.js'
 import { buildTestApp } from '../helpers/app.js'
+import { createDatabaseMigratedBefore } from '../helpers/database.js'
 import { insertCustodian, insertDevice, insertIncident } from '../helpers/fixtures.js'
 import { walkPages } from '../helpers/pages.js'
 import { assertProblem } from '../helpers/problem.js'
@@ -13,6 +18,14 @@ import { postScans } from './helpers.js'
 const SEEN = '2025-03-04T10:00:00.000Z'
 const CLASSES = ['missing', 'unknown', 'reportedMissingButSeen', 'retiredButSeen'] as const
 const NO_SUCH_ID = '0190d3c0-0000-7000-8000-000000000000'
+
+interface PlanNode {
+  'Node Type': string
+  'Index Name'?: string
+  'Actual Rows'?: number
+  Plans?: PlanNode[]
+}
+const nodesOf = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodesOf)]
 
 /** A register with several items in every class, in an order that differs from the order they were made in. */
 async function fixture(t: Test) {
@@ -80,6 +93,61 @@ t.test('each class walked a page at a time is that list of the whole document, o
   for (const name of CLASSES) {
     t.strictSame(await walk(name, 2), open[name], `closed, ${name}: the pages show what the stocktake showed at closing`)
   }
+})
+
+t.test("a closed stocktake's page is a range of its findings' index, however deep", async (t) => {
+  const { app, auth, database } = await buildTestApp(t)
+  const headers = await auth('asset_manager')
+  await database.query(`
+    INSERT INTO devices (id, asset_tag, kind, make, model, serial_number, encrypted, mdm_enrolled, classification, status, created_by)
+    SELECT lpad(to_hex(n), 32, '0')::uuid, 'FZ-' || lpad(n::text, 5, '0'), 'laptop', 'Dell', 'Latitude', 'FZ-SN-' || n, true, true, 'official',
+           'in_stock', 'fixture'
+    FROM generate_series(1, 3000) AS n`)
+  const id = (await app.inject({ method: 'POST', url: '/v1/stocktakes', headers, payload: { name: 'Deep' } })).json().id as string
+  t.equal((await app.inject({ method: 'POST', url: `/v1/stocktakes/${id}/close`, headers })).statusCode, 200)
+  await database.query('ANALYZE stocktake_findings')
+
+  const deep = (await app.inject({ method: 'GET', url: `/v1/stocktakes/${id}/discrepancies/missing?limit=200&cursor=${encodeURIComponent(
+    (await app.inject({ method: 'GET', url: `/v1/stocktakes/${id}/discrepancies/missing?limit=200`, headers })).json().nextCursor,
+  )}`, headers })).json()
+  t.same([deep.items[0].assetTag, deep.items.at(-1).assetTag], ['FZ-00201', 'FZ-00400'], 'the second page')
+
+  const page = { discrepancyClass: 'missing' as const, after: ['FZ-02500', '00000000-0000-0000-0000-0000000009c4'] as CursorKey, rows: 51 }
+  const query = new PgDialect().sqlToQuery(frozenPageSql(id, page))
+  const [explained] = await database.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${query.sql}`, query.params)
+  const nodes = nodesOf(explained!['QUERY PLAN'][0].Plan)
+  t.ok(nodes.some((node) => node['Index Name'] === 'stocktake_findings_pkey'), 'the primary key is used')
+  t.notOk(nodes.some((node) => node['Node Type'] === 'Sort'), 'nothing is sorted')
+  t.ok(nodes.every((node) => (node['Actual Rows'] ?? 0) <= 51), 'no node reads more rows than the page')
+})
+
+t.test('a stocktake closed before migration 0005 keeps its frozen discrepancies, whole and in pages', async (t) => {
+  const database = await createDatabaseMigratedBefore(t, '0005')
+  const stocktakeId = '0190d3c0-0000-7000-8000-00000000a001'
+  const device = (tag: string, n: number) => ({
+    id: `0190d3c0-0000-7000-8000-00000000b00${n}`, assetTag: tag, serialNumber: `SN-${n}`, kind: 'laptop', status: 'in_stock',
+    currentCustodianId: null, lastSeenAt: null,
+  })
+  const document = {
+    missing: [device('AB-1', 1), device('PA-2', 2), device('ZZ-3', 3)],
+    unknown: [{ identifier: 'Odd-1', identifierType: 'asset_tag', scans: 2 }, { identifier: 'sn-9', identifierType: 'serial_number', scans: 1 }],
+    reportedMissingButSeen: [{ ...device('LO-4', 4), status: 'lost', incident: null }],
+    retiredButSeen: [],
+  }
+  await database.query(
+    `INSERT INTO stocktakes (id, name, status, closed_at, frozen_discrepancies, created_by) VALUES ($1, 'Before', 'closed', now(), $2, 'fixture')`,
+    [stocktakeId, JSON.stringify(document)],
+  )
+  await runMigrations(database)
+  const { app, auth } = await buildTestApp(t, { database })
+  const headers = await auth('asset_manager')
+  t.strictSame((await app.inject({ method: 'GET', url: `/v1/stocktakes/${stocktakeId}/discrepancies`, headers })).json(), document, 'the whole document as it was')
+  for (const name of CLASSES) {
+    const { items } = await walkPages(app, `/v1/stocktakes/${stocktakeId}/discrepancies/${name}?limit=1`, headers)
+    t.strictSame(items, document[name], `${name}, a page at a time`)
+  }
+  t.same((await app.inject({ method: 'GET', url: `/v1/stocktakes/${stocktakeId}`, headers })).json().counts,
+    { scans: 0, missing: 3, unknown: 2, reportedMissingButSeen: 1, retiredButSeen: 0 })
 })
 
 t.test('ordering: devices by asset tag, unknown identifiers by kind then identifier in any case', async (t) => {

@@ -14,15 +14,17 @@
  * here, so that a device registered after it was scanned counts as seen rather than as unknown.
  *
  * Each class is defined once (`classes` below): its items, where they come from, and their order.
- * The whole document and the keyset pages of one class are both built from that definition, and a
- * closed stocktake's pages are read from the document frozen at closing, in the same order.
+ * The whole document and the keyset pages of one class are both built from that definition. At
+ * closing, every item is stored as it stands (`stocktake_findings`: later device changes do not
+ * alter it) with its class's order key, so that a closed stocktake's page is a range of an index,
+ * in the same order as the open stocktake's and taking the same cursors.
  */
 import { type SQL, sql } from 'drizzle-orm'
 import { type DbOrTx, rowsOf } from '../../db/client.js'
 import { scanIdentifierType } from '../../db/schema.js'
 import { type CursorKey, type CursorPart, decodeCursor } from '../../http/pagination.js'
 import { problems } from '../../plugins/problems.js'
-import type { Counts, DeviceEntryBody, Discrepancies, DiscrepancyClass, DiscrepancyItemBody, UnknownIdentifierBody } from './schemas.js'
+import { type Counts, DISCREPANCY_CLASSES, type DeviceEntryBody, type Discrepancies, type DiscrepancyClass, type DiscrepancyItemBody, type UnknownIdentifierBody } from './schemas.js'
 
 export interface StocktakeScopeRow {
   id: string
@@ -40,9 +42,10 @@ const deviceEntry = sql`jsonb_build_object(
 /**
  * Every scan of the stocktake with the device it names (`device_id` null: unknown). The scans
  * matched when stored and the few that were not are read apart: together, the planner expected
- * every scan to need matching again and hashed the whole devices table twice to do it (1.5 s of 2
- * at a million devices). The classes test devices against it (`seenDevice`) rather than copy the
- * seen devices' rows out first, which cost more than all the rest for a page of one class.
+ * every scan to need matching again and hashed the whole devices table twice to do it (most of the
+ * time at a million devices, bench/README.md). The classes test devices against it (`seenDevice`)
+ * rather than copy the seen devices' rows out first, which cost more than all the rest for a page
+ * of one class.
  */
 function seenCtes(stocktakeId: string): SQL {
   return sql`seen AS MATERIALIZED (
@@ -74,15 +77,16 @@ const unknownGroups = sql`SELECT identifier_type, min(identifier) AS shown, coun
 
 /**
  * How a class's items are ordered: by a two-part key, which a page's cursor holds as the last item
- * shows it, so one cursor serves an open stocktake and, once closed, its frozen document.
- * `rows` is the key on the rows items are built from, `item` the same key read from an item (of a
- * frozen document), `given` the same key from a cursor's values.
+ * shows it, so one cursor serves an open stocktake and, once closed, its stored findings.
+ * `rows` is the key on the rows items are built from, `given` the same key from a cursor's values.
+ * A finding stores the key as text, which orders alike: the first part decides (asset tags are
+ * unique regardless of case; unknown identifiers are grouped so), and the identifier types'
+ * names sort as the enum does.
  */
 interface ClassOrder {
   cursorShape: readonly CursorPart[]
   cursorOf(item: DiscrepancyItemBody): CursorKey
   rows: [SQL, SQL]
-  item(item: SQL): [SQL, SQL]
   given(key: CursorKey): [SQL, SQL]
 }
 
@@ -91,7 +95,6 @@ const byAssetTag: ClassOrder = {
   cursorShape: ['text', 'uuid'],
   cursorOf: (item) => [(item as DeviceEntryBody).assetTag, (item as DeviceEntryBody).id],
   rows: [sql`d.asset_tag`, sql`d.id`],
-  item: (item) => [sql`(${item} ->> 'assetTag')`, sql`(${item} ->> 'id')::uuid`],
   given: ([tag, id]) => [sql`${tag}::text`, sql`${id}::uuid`],
 }
 
@@ -100,7 +103,6 @@ const byIdentifier: ClassOrder = {
   cursorShape: ['text', 'text'],
   cursorOf: (item) => [(item as UnknownIdentifierBody).identifierType, (item as UnknownIdentifierBody).identifier],
   rows: [sql`u.identifier_type`, sql`lower(u.shown)`],
-  item: (item) => [sql`(${item} ->> 'identifierType')::scan_identifier_type`, sql`lower(${item} ->> 'identifier')`],
   given: ([type, identifier]) => [sql`${type}::scan_identifier_type`, sql`lower(${identifier}::text)`],
 }
 
@@ -133,8 +135,8 @@ function classes(scope: StocktakeScopeRow): Record<DiscrepancyClass, { item: SQL
 const orderBy = ([first, second]: [SQL, SQL]) => sql`${first}, ${second}`
 const after = (key: [SQL, SQL], given: [SQL, SQL]) => sql`(${key[0]}, ${key[1]}) > (${given[0]}, ${given[1]})`
 
-/** The whole discrepancies document as one jsonb value (what the API returns and what closing freezes). */
-export function discrepancyDocumentSql(scope: StocktakeScopeRow): SQL {
+/** The whole discrepancies document of an open stocktake as one jsonb value, computed now. */
+function discrepancyDocumentSql(scope: StocktakeScopeRow): SQL {
   const lists = Object.entries(classes(scope)).map(([name, { item, from, where }]) => {
     const order = ORDERS[name as DiscrepancyClass]
     return sql`${name}::text, COALESCE((SELECT jsonb_agg(${item} ORDER BY ${orderBy(order.rows)}) FROM ${from} WHERE ${where}), '[]'::jsonb)`
@@ -145,6 +147,27 @@ export function discrepancyDocumentSql(scope: StocktakeScopeRow): SQL {
 
 export async function computeDiscrepancies(db: DbOrTx, scope: StocktakeScopeRow): Promise<Discrepancies> {
   const [row] = await rowsOf<{ document: Discrepancies }>(db, discrepancyDocumentSql(scope))
+  return row!.document
+}
+
+/** Stores every item of every class as it stands now, with its order key: what closing does. */
+export async function freezeDiscrepancies(db: DbOrTx, scope: StocktakeScopeRow): Promise<void> {
+  const selects = Object.entries(classes(scope)).map(([name, { item, from, where }]) => {
+    const [first, second] = ORDERS[name as DiscrepancyClass].rows
+    return sql`SELECT ${scope.id}::uuid, ${name}::text, (${first})::text, (${second})::text, ${item} FROM ${from} WHERE ${where}`
+  })
+  await db.execute(sql`INSERT INTO stocktake_findings (stocktake_id, class, sort_first, sort_second, item)
+    WITH ${seenCtes(scope.id)}
+    ${sql.join(selects, sql` UNION ALL `)}`)
+}
+
+/** The whole document of a closed stocktake, from its findings. */
+export async function frozenDiscrepancies(db: DbOrTx, stocktakeId: string): Promise<Discrepancies> {
+  const lists = DISCREPANCY_CLASSES.map(
+    (name) => sql`${name}::text, COALESCE((SELECT jsonb_agg(f.item ORDER BY f.sort_first, f.sort_second)
+      FROM stocktake_findings f WHERE f.stocktake_id = ${stocktakeId} AND f.class = ${name}), '[]'::jsonb)`,
+  )
+  const [row] = await rowsOf<{ document: Discrepancies }>(db, sql`SELECT jsonb_build_object(${sql.join(lists, sql`, `)}) AS document`)
   return row!.document
 }
 
@@ -182,16 +205,17 @@ export async function liveDiscrepancyItems(db: DbOrTx, scope: StocktakeScopeRow,
   return rows.map((row) => row.item)
 }
 
-/** A page of one class of a closed stocktake, read from the document frozen at closing (which is in this order). */
+/** A page of one class of a closed stocktake: a range of its findings' primary key. */
+export function frozenPageSql(stocktakeId: string, page: DiscrepancyPageRequest): SQL {
+  const given = page.after ? ORDERS[page.discrepancyClass].given(page.after) : undefined
+  return sql`SELECT f.item FROM stocktake_findings f
+    WHERE f.stocktake_id = ${stocktakeId} AND f.class = ${page.discrepancyClass}
+      ${given ? sql`AND (f.sort_first, f.sort_second) > ((${given[0]})::text, (${given[1]})::text)` : sql``}
+    ORDER BY f.sort_first, f.sort_second LIMIT ${page.rows}`
+}
+
 export async function frozenDiscrepancyItems(db: DbOrTx, stocktakeId: string, page: DiscrepancyPageRequest): Promise<DiscrepancyItemBody[]> {
-  const order = ORDERS[page.discrepancyClass]
-  const key = order.item(sql`e.item`)
-  const rows = await rowsOf<{ item: DiscrepancyItemBody }>(
-    db,
-    sql`SELECT e.item FROM stocktakes st, jsonb_array_elements(st.frozen_discrepancies -> ${page.discrepancyClass}::text) AS e(item)
-    WHERE st.id = ${stocktakeId} ${page.after ? sql`AND ${after(key, order.given(page.after))}` : sql``}
-    ORDER BY ${orderBy(key)} LIMIT ${page.rows}`,
-  )
+  const rows = await rowsOf<{ item: DiscrepancyItemBody }>(db, frozenPageSql(stocktakeId, page))
   return rows.map((row) => row.item)
 }
 
@@ -208,17 +232,14 @@ export async function liveCounts(db: DbOrTx, scope: StocktakeScopeRow): Promise<
   return row!
 }
 
-/** The counts of a closed stocktake, read from its frozen document (and its scans, which no longer change). */
+/** The counts of a closed stocktake, from its findings (and its scans, which no longer change). */
 export async function frozenCounts(db: DbOrTx, stocktakeId: string): Promise<Counts> {
+  const counts = DISCREPANCY_CLASSES.map(
+    (name) => sql`(SELECT count(*) FROM stocktake_findings f WHERE f.stocktake_id = ${stocktakeId} AND f.class = ${name})::int AS ${sql.identifier(name)}`,
+  )
   const [row] = await rowsOf<Counts>(
     db,
-    sql`SELECT
-      (SELECT count(*) FROM stocktake_scans WHERE stocktake_id = st.id)::int AS scans,
-      jsonb_array_length(st.frozen_discrepancies -> 'missing') AS missing,
-      jsonb_array_length(st.frozen_discrepancies -> 'unknown') AS unknown,
-      jsonb_array_length(st.frozen_discrepancies -> 'reportedMissingButSeen') AS "reportedMissingButSeen",
-      jsonb_array_length(st.frozen_discrepancies -> 'retiredButSeen') AS "retiredButSeen"
-    FROM stocktakes st WHERE st.id = ${stocktakeId}`,
+    sql`SELECT (SELECT count(*) FROM stocktake_scans WHERE stocktake_id = ${stocktakeId})::int AS scans, ${sql.join(counts, sql`, `)}`,
   )
   return row!
 }

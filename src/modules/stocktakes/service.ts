@@ -19,8 +19,9 @@ import {
   computeDiscrepancies,
   decodeDiscrepancyCursor,
   discrepancyCursorOf,
-  discrepancyDocumentSql,
+  freezeDiscrepancies,
   frozenCounts,
+  frozenDiscrepancies,
   frozenDiscrepancyItems,
   isoText,
   liveCounts,
@@ -56,7 +57,7 @@ const summaryColumns = {
   version: stocktakes.version,
 }
 
-type StocktakeRow = Omit<typeof stocktakes.$inferSelect, 'frozenDiscrepancies'>
+type StocktakeRow = typeof stocktakes.$inferSelect
 
 export function toStocktake(row: StocktakeRow, counts: Counts): Stocktake {
   return {
@@ -189,13 +190,9 @@ export async function addScans(db: DbOrTx, context: WriteContext, id: string, sc
 }
 
 export async function getDiscrepancies(db: DbOrTx, id: string): Promise<Discrepancies> {
-  const [row] = await db
-    .select({ ...summaryColumns, frozen: stocktakes.frozenDiscrepancies })
-    .from(stocktakes)
-    .where(eq(stocktakes.id, id))
-  if (!row) throw problems.notFound(`There is no stocktake ${id}.`)
-  if (row.status === 'closed') return row.frozen as Discrepancies
-  return computeDiscrepancies(db, row)
+  const stocktake = await findStocktake(db, id)
+  if (stocktake.status === 'closed') return frozenDiscrepancies(db, id)
+  return computeDiscrepancies(db, stocktake)
 }
 
 export interface DiscrepancyPageFilter {
@@ -225,12 +222,12 @@ export async function closeStocktake(db: DbOrTx, context: WriteContext, id: stri
     // Waits for scan batches in flight; this statement's successor then sees all of them.
     const current = await findStocktake(tx, id, 'update')
     if (current.status !== 'open') throw problems.conflict(`Stocktake ${id} is already closed.`)
+    await freezeDiscrepancies(tx, current)
     const [row] = await tx
       .update(stocktakes)
       .set({
         status: 'closed',
         closedAt: sql`now()`,
-        frozenDiscrepancies: sql`(${discrepancyDocumentSql(current)})`,
         updatedAt: sql`now()`,
         version: sql`${stocktakes.version} + 1`,
       })

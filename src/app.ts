@@ -10,8 +10,9 @@ import Fastify, { type RouteOptions } from 'fastify'
 import { z } from 'zod'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
-import strictJsonBody from './http/body.js'
+import strictUtf8 from './http/utf8.js'
 import { clientRequestIdOf } from './http/context.js'
+import { setStandardHeaders } from './http/headers.js'
 import { responseSerializerCompiler } from './http/serializer.js'
 import { learnRouteWords, loggerOptions, RequestLogController } from './logging.js'
 import auditLinking from './modules/audit/linking.js'
@@ -53,15 +54,6 @@ export const problemRules: ProblemRules = {
   serverOwnedFields: new Set([...DEVICE_SERVER_FIELDS, ...INCIDENT_SERVER_FIELDS]),
 }
 
-/** `TRUST_PROXY` as Fastify takes it: off, on, a hop count, or the proxies' addresses. */
-function trustProxyOf(value: string | undefined): boolean | string | ((address: string, hop: number) => boolean) {
-  if (value === undefined || value === 'false') return false
-  if (value === 'true') return true
-  if (!/^\d+$/.test(value)) return value
-  // A hop count: believe that many proxies in front of us (what Fastify does with a number).
-  const hops = Number(value)
-  return (_address, hop) => hop < hops
-}
 
 export async function buildApp(config: Config, deps: AppDependencies) {
   const app = Fastify({
@@ -79,6 +71,8 @@ export async function buildApp(config: Config, deps: AppDependencies) {
     // A request (headers and body) must arrive in full within REQUEST_BODY_TIMEOUT_MS, or it is a
     // 408 and the connection is closed. Node checks its connections every connectionsCheckingInterval
     // (30 s unless told), so the timeout fires up to that long after the deadline: check often.
+    // Given twice: Node starts those checks only for a server created with a timeout (`http`), and
+    // Fastify then sets the server's timeout to its own option (0, none, unless given).
     requestTimeout: config.REQUEST_BODY_TIMEOUT_MS,
     http: {
       requestTimeout: config.REQUEST_BODY_TIMEOUT_MS,
@@ -87,11 +81,12 @@ export async function buildApp(config: Config, deps: AppDependencies) {
     // Node's own refusals (timeout, headers too large, unparseable HTTP) as problem+json.
     clientErrorHandler: answerConnectionError,
     // Which X-Forwarded-For to believe for `request.ip` (the limit on callers without a token).
-    trustProxy: trustProxyOf(config.TRUST_PROXY),
+    trustProxy: config.TRUST_PROXY === undefined || config.TRUST_PROXY === 'false' ? false : config.TRUST_PROXY,
     bodyLimit: 1024 * 1024,
     routerOptions: { maxParamLength: 200 },
     // Errors raised before a route is found (a malformed URL) get the same problem+json treatment.
-    frameworkErrors: (error, _request, reply) => {
+    frameworkErrors: (error, request, reply) => {
+      setStandardHeaders(request, reply)
       sendProblem(reply, toProblem(error) ?? problems.badRequest('The request could not be read.'))
     },
   }).withTypeProvider<ZodTypeProvider>()
@@ -106,17 +101,18 @@ export async function buildApp(config: Config, deps: AppDependencies) {
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute)
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(responseSerializerCompiler)
+  // First of all the hooks: every refusal after it carries these headers.
   app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', clientRequestIdOf(request.headers) ?? request.id)
+    setStandardHeaders(request, reply)
     done()
   })
 
   await app.register(problemsPlugin, problemRules)
-  await app.register(strictJsonBody)
+  await app.register(strictUtf8)
   await app.register(databasePlugin, { database: deps.database })
   await app.register(auditLinking)
   await app.register(openapiPlugin)
-  // Before auth: headers go on every response (401s too), and load is shed before tokens are checked.
+  // Before auth: load is shed, and failed authentications limited, before tokens are checked.
   await app.register(protectionPlugin, { config })
   await app.register(authPlugin, { authenticator: deps.authenticator })
   await app.register(idempotencyPlugin)

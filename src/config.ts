@@ -45,12 +45,16 @@ export const ConfigSchema = z
     AUTH_JWKS_URL: httpUrl,
     AUTH_ISSUER: optionalString,
     /** A comma list: Entra ID sends the client id or `api://…` depending on the token version. */
-    AUTH_AUDIENCE: optionalString,
+    AUTH_AUDIENCE: optionalString
+      .transform((value) => value?.split(',').map((audience) => audience.trim()).filter(Boolean))
+      // "," alone would otherwise check no audience at all.
+      .refine((audiences) => audiences === undefined || audiences.length > 0, { error: 'must list at least one audience' }),
     AUTH_MAX_TOKEN_HOURS: integer(1, 24 * 366, 24),
-    /** Which proxy headers to believe for a caller's address: `true`, a hop count, or addresses/CIDRs (comma list). */
+    // Only the proxies' own addresses: `true` or a hop count would also believe an X-Forwarded-For
+    // from a client that reaches the service directly, and let it pick a new address per request.
     TRUST_PROXY: optionalString.refine(
-      (value) => value === undefined || value === 'true' || value === 'false' || /^\d{1,2}$/.test(value) || value.split(',').every((entry) => /^[0-9A-Fa-f.:/]+$|^(loopback|linklocal|uniquelocal)$/.test(entry.trim())),
-      { error: 'must be true, false, a hop count, or a comma list of addresses, CIDR ranges, loopback, linklocal or uniquelocal' },
+      (value) => value === undefined || value === 'false' || value.split(',').every((entry) => /^[0-9A-Fa-f/]*[.:][0-9A-Fa-f.:/]*$|^(loopback|linklocal|uniquelocal)$/.test(entry.trim())),
+      { error: "must be false or a comma list of the proxies' addresses, CIDR ranges, loopback, linklocal or uniquelocal (not true or a hop count: those believe a client that bypasses the proxy)" },
     ),
 
     DB_POOL_MAX: integer(1, 200, 10),
@@ -66,7 +70,7 @@ export const ConfigSchema = z
 
     RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000, 600),
     RATE_LIMIT_HEAVY_PER_MINUTE: integer(0, 1_000_000, 30),
-    /** Requests a minute per address without a valid token, counted before any signature is checked. */
+    /** Failed authentications a minute per address; past it, refused before any signature is checked. */
     RATE_LIMIT_UNAUTHENTICATED_PER_MINUTE: integer(0, 1_000_000, 120),
     REDIS_URL: optionalString.refine((value) => value === undefined || /^rediss?:\/\/.+/.test(value), {
       error: 'must be a redis:// or rediss:// URL',
@@ -86,7 +90,7 @@ export const ConfigSchema = z
       },
       { error: 'must be a valid regular expression' },
     ),
-    /** With ASSET_TAG_PATTERN: a tag that matches it, quoted in the error a wrong tag gets. */
+    /** Required with ASSET_TAG_PATTERN: a tag that matches it, quoted in the error a wrong tag gets. */
     ASSET_TAG_EXAMPLE: optionalString,
     CORS_ORIGINS: optionalString.refine(
       (value) => value === undefined || value.split(',').every((origin) => /^https?:\/\/[^/\s]+$/.test(origin.trim())),
@@ -107,7 +111,10 @@ export const ConfigSchema = z
         if (!config[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required in production with AUTH_JWKS_URL' })
       }
     }
-    if (config.ASSET_TAG_PATTERN && config.ASSET_TAG_EXAMPLE && !wholeMatch(config.ASSET_TAG_PATTERN).test(config.ASSET_TAG_EXAMPLE)) {
+    // A person told "must match ^[A-Z]{2}\d{6}$" is worse off than one shown a tag that does.
+    if (config.ASSET_TAG_PATTERN && !config.ASSET_TAG_EXAMPLE) {
+      ctx.addIssue({ code: 'custom', path: ['ASSET_TAG_EXAMPLE'], message: 'is required with ASSET_TAG_PATTERN (a tag that matches it, shown to whoever types a wrong one)' })
+    } else if (config.ASSET_TAG_PATTERN && config.ASSET_TAG_EXAMPLE && !wholeMatch(config.ASSET_TAG_PATTERN).test(config.ASSET_TAG_EXAMPLE)) {
       ctx.addIssue({ code: 'custom', path: ['ASSET_TAG_EXAMPLE'], message: 'does not match ASSET_TAG_PATTERN' })
     }
   })

@@ -18,7 +18,7 @@
 import { createSecretKey, randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { createRemoteJWKSet, errors as joseErrors, type JWTPayload, jwtVerify, SignJWT } from 'jose'
+import { createRemoteJWKSet, errors as joseErrors, type JWTPayload, type JWTVerifyResult, jwtVerify, SignJWT } from 'jose'
 import { type Config, ConfigError } from '../config.js'
 
 export const ROLES = ['security', 'asset_manager', 'foi_officer'] as const
@@ -54,6 +54,7 @@ export interface Authenticator {
    * may still answer an address that has failed authentication too often.
    */
   remembered(token: string): Principal | undefined
+  /** Checks the token in full (ask `remembered` first for one that has verified already) and remembers it once it has. */
   verify(token: string): Promise<Principal>
 }
 
@@ -72,11 +73,6 @@ function isRole(value: unknown): value is Role {
 }
 
 type ClaimsConfig = Pick<Config, 'AUTH_ISSUER' | 'AUTH_AUDIENCE' | 'AUTH_MAX_TOKEN_HOURS'>
-
-/** `AUTH_AUDIENCE` as a list: every value given is accepted. */
-export function audiencesOf(value: string | undefined): string[] {
-  return (value ?? '').split(',').map((audience) => audience.trim()).filter(Boolean)
-}
 
 /**
  * What jose does not check: how long the token lives (`exp` − `iat`, or what is left of it when
@@ -117,48 +113,13 @@ function describeJoseError(error: unknown): string {
   return 'The token is not a valid JWT.'
 }
 
-function hmacAuthenticator(secret: Uint8Array, mode: 'hs256-secret' | 'development-secret', config: ClaimsConfig): TokenVerifier {
-  // Imported once: handing jose the raw bytes would import the key again on every request.
-  const key = createSecretKey(secret)
-  const options = verifyOptions(['HS256'], config)
+/** One verifier over jose's `jwtVerify` with a key (HS256) or a key set (JWKS): the same rules and errors for both. */
+function tokenVerifier(mode: TokenVerifier['mode'], verify: (token: string) => Promise<JWTVerifyResult>, config: ClaimsConfig): TokenVerifier {
   return {
     mode,
     async verifyWithExpiry(token) {
       try {
-        const { payload } = await jwtVerify(token, key, options)
-        checkLifetime(payload, config.AUTH_MAX_TOKEN_HOURS)
-        return { principal: principalFrom(payload), exp: payload.exp! }
-      } catch (error) {
-        if (error instanceof InvalidTokenError) throw error
-        throw new InvalidTokenError(describeJoseError(error))
-      }
-    },
-  }
-}
-
-function verifyOptions(algorithms: string[], config: ClaimsConfig) {
-  const audiences = audiencesOf(config.AUTH_AUDIENCE)
-  return {
-    algorithms,
-    clockTolerance: CLOCK_TOLERANCE_SECONDS,
-    requiredClaims: ['exp', 'sub'],
-    ...(config.AUTH_ISSUER ? { issuer: config.AUTH_ISSUER } : {}),
-    ...(audiences.length > 0 ? { audience: audiences } : {}),
-  }
-}
-
-function jwksAuthenticator(url: string, config: ClaimsConfig): TokenVerifier {
-  const keys = createRemoteJWKSet(new URL(url), {
-    timeoutDuration: 5_000,
-    cooldownDuration: 30_000,
-    cacheMaxAge: 10 * 60_000,
-  })
-  const options = verifyOptions(['RS256', 'ES256'], config)
-  return {
-    mode: 'jwks',
-    async verifyWithExpiry(token) {
-      try {
-        const { payload } = await jwtVerify(token, keys, options)
+        const { payload } = await verify(token)
         checkLifetime(payload, config.AUTH_MAX_TOKEN_HOURS)
         return { principal: principalFrom(payload), exp: payload.exp! }
       } catch (error) {
@@ -168,6 +129,33 @@ function jwksAuthenticator(url: string, config: ClaimsConfig): TokenVerifier {
       }
     },
   }
+}
+
+function verifyOptions(algorithms: string[], config: ClaimsConfig) {
+  return {
+    algorithms,
+    clockTolerance: CLOCK_TOLERANCE_SECONDS,
+    requiredClaims: ['exp', 'sub'],
+    ...(config.AUTH_ISSUER ? { issuer: config.AUTH_ISSUER } : {}),
+    ...(config.AUTH_AUDIENCE ? { audience: config.AUTH_AUDIENCE } : {}),
+  }
+}
+
+function hmacAuthenticator(secret: Uint8Array, mode: 'hs256-secret' | 'development-secret', config: ClaimsConfig): TokenVerifier {
+  // Imported once: handing jose the raw bytes would import the key again on every request.
+  const key = createSecretKey(secret)
+  const options = verifyOptions(['HS256'], config)
+  return tokenVerifier(mode, (token) => jwtVerify(token, key, options), config)
+}
+
+function jwksAuthenticator(url: string, config: ClaimsConfig): TokenVerifier {
+  const keys = createRemoteJWKSet(new URL(url), {
+    timeoutDuration: 5_000,
+    cooldownDuration: 30_000,
+    cacheMaxAge: 10 * 60_000,
+  })
+  const options = verifyOptions(['RS256', 'ES256'], config)
+  return tokenVerifier('jwks', (token) => jwtVerify(token, keys, options), config)
 }
 
 /** Reads the development secret from `DATA_DIR`, creating it (mode 0600) on first use. */
@@ -196,10 +184,6 @@ export type AuthConfig = Pick<
 >
 
 export async function createAuthenticator(config: AuthConfig): Promise<Authenticator> {
-  // "," alone would check no audience at all, which production with a JWKS must never do.
-  if (config.AUTH_AUDIENCE !== undefined && audiencesOf(config.AUTH_AUDIENCE).length === 0) {
-    throw new ConfigError('Invalid configuration: AUTH_AUDIENCE must list at least one audience')
-  }
   if (config.AUTH_JWKS_URL) return remembering(jwksAuthenticator(config.AUTH_JWKS_URL, config))
   if (config.AUTH_JWT_SECRET) {
     return remembering(hmacAuthenticator(new TextEncoder().encode(config.AUTH_JWT_SECRET), 'hs256-secret', config))
@@ -225,19 +209,16 @@ const REMEMBER_MAX = 10_000
  */
 function remembering(inner: TokenVerifier): Authenticator {
   const remembered = new Map<string, { principal: Principal; until: number }>()
-  const recall = (token: string, now: number) => {
-    const hit = remembered.get(token)
-    if (hit && hit.until > now) return hit.principal
-    if (hit) remembered.delete(token)
-    return undefined
-  }
   return {
     mode: inner.mode,
-    remembered: (token) => recall(token, Date.now()),
+    remembered(token) {
+      const hit = remembered.get(token)
+      if (hit && hit.until > Date.now()) return hit.principal
+      if (hit) remembered.delete(token)
+      return undefined
+    },
     async verify(token) {
       const now = Date.now()
-      const known = recall(token, now)
-      if (known) return known
       const { principal, exp } = await inner.verifyWithExpiry(token)
       if (remembered.size >= REMEMBER_MAX) remembered.delete(remembered.keys().next().value!)
       remembered.set(token, { principal, until: Math.min(now + REMEMBER_MS, exp * 1000) })
@@ -261,7 +242,7 @@ export async function signToken(secret: Uint8Array, request: TokenRequest, confi
     .setIssuedAt()
     .setExpirationTime(request.ttl)
   if (config.AUTH_ISSUER) jwt = jwt.setIssuer(config.AUTH_ISSUER)
-  const [audience] = audiencesOf(config.AUTH_AUDIENCE)
+  const audience = config.AUTH_AUDIENCE?.[0]
   if (audience) jwt = jwt.setAudience(audience)
   return jwt.sign(secret)
 }

@@ -62,15 +62,17 @@ export default fp(
       const bearer = bearerToken(request)
       const known = 'token' in bearer ? authenticator.remembered(bearer.token) : undefined
       if (known) return known
-      await limit.refuseIfExhausted(request)
       try {
-        if ('missing' in bearer) throw new InvalidTokenError(bearer.missing)
-        return await authenticator.verify(bearer.token)
+        return await limit.guard(
+          request,
+          async () => {
+            if ('missing' in bearer) throw new InvalidTokenError(bearer.missing)
+            return authenticator.verify(bearer.token)
+          },
+          (error) => error instanceof InvalidTokenError,
+        )
       } catch (error) {
-        if (error instanceof InvalidTokenError) {
-          await limit.countFailure(request)
-          throw problems.unauthorized(error.message)
-        }
+        if (error instanceof InvalidTokenError) throw problems.unauthorized(error.message)
         if (error instanceof KeysUnavailableError) {
           // A 401 would send clients to sign in again for nothing; the outage is ours (or the IdP's).
           request.log.warn({ err: error.cause }, 'identity provider keys unavailable')

@@ -36,6 +36,12 @@ declare module 'fastify' {
   }
 }
 
+/** What each refusal of a key means, for the OpenAPI document of every idempotent route. */
+export const IDEMPOTENCY_REFUSALS = {
+  409: 'A request with this Idempotency-Key is still running.',
+  422: 'This Idempotency-Key was used with another request.',
+} as const
+
 export const KEY_TTL_MS = 24 * 60 * 60 * 1000
 /** A claim with no response after this long belongs to a request that died; it may be taken over. */
 const ABANDONED_AFTER_MS = 60 * 1000

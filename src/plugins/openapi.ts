@@ -11,7 +11,8 @@
  * - `config.access` (auth plugin): public is `security: []`; otherwise the bearer requirement, the
  *   roles, 401, 403, 429 (rate limits, failed authentications) and 503 (load shedding, database,
  *   identity provider);
- * - input to validate (query, headers, body): 400; a body: 408, 413 and 415; an id in the path: 404;
+ * - input to validate (query, headers, body): 400; a body: 408, 413 and 415; an id in the path: 404
+ *   and 414 (longer than any id); every operation: 431 (headers too large);
  * - `config.idempotent` (idempotency plugin): 409 while the key's first request runs, 422 when the
  *   key comes back with another request;
  * - PATCH (If-Match, http/preconditions.ts): 412 and 428;
@@ -31,6 +32,7 @@ import { jsonSchemaTransform, jsonSchemaTransformObject } from '@fastify/type-pr
 import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { z } from 'zod'
+import { IDEMPOTENCY_REFUSALS } from './idempotency.js'
 import { ProblemSchema } from './problems.js'
 
 export const API_TITLE = 'Device loss register'
@@ -63,17 +65,14 @@ const ERROR_MEANINGS: Record<string, string> = {
   409: 'The state of the record does not allow this, or a unique field is already taken.',
   412: 'If-Match does not name the current version (or is weak): read the record again.',
   413: 'The body is larger than this operation accepts.',
+  414: 'A segment of the path is longer than any id the register uses.',
   415: 'The body is not of a type this operation reads.',
   422: 'The request breaks a rule of the register (it names a record that does not exist, for one); `errors` says where.',
   428: 'If-Match is missing: send the ETag you last read.',
   429: 'Too many requests from this caller, or too many failed authentications from this address: wait `Retry-After` seconds.',
+  431: 'The request line and headers together are larger than the server accepts.',
   503: 'Overloaded, or the database or the identity provider is unavailable: retry after `Retry-After` seconds.',
   default: 'Any other error. A 500 carries only a generic detail and the request id.',
-}
-
-const IDEMPOTENCY_MEANINGS: Record<string, string> = {
-  409: 'A request with this Idempotency-Key is still running.',
-  422: 'This Idempotency-Key was used with another request.',
 }
 
 const RETRY_AFTER = { 'Retry-After': { type: 'integer', minimum: 1, description: 'Seconds to wait before retrying.' } }
@@ -149,8 +148,9 @@ function errorsOf(route: RouteOptions, schema: FastifySchema, declared: Json): M
   if (config.access !== 'public') for (const status of ['401', '403', '429', '503']) add(status, undefined)
   if (schema.querystring || schema.headers || schema.body) add('400', undefined)
   if (schema.body) for (const status of ['408', '413', '415']) add(status, undefined)
-  if (schema.params) add('404', undefined)
-  if (config.idempotent) for (const status of ['409', '422']) add(status, IDEMPOTENCY_MEANINGS[status])
+  if (schema.params) for (const status of ['404', '414']) add(status, undefined)
+  add('431', undefined)
+  if (config.idempotent) for (const [status, meaning] of Object.entries(IDEMPOTENCY_REFUSALS)) add(status, meaning)
   if (methods.includes('PATCH')) for (const status of ['412', '428']) add(status, undefined)
   add('default', undefined)
   return errors

@@ -8,7 +8,7 @@
  * time, headers too large: `answerConnectionError`). 5xx details never reach the client: the real
  * error is logged with the request id.
  */
-import { STATUS_CODES } from 'node:http'
+import { maxHeaderSize, STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import { hasZodFastifySchemaValidationErrors } from '@fastify/type-provider-zod'
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -254,7 +254,7 @@ const CONNECTION_ERRORS: Record<string, (app: FastifyInstance) => HttpProblem> =
   ERR_HTTP_REQUEST_TIMEOUT: (app) =>
     new HttpProblem(408, 'request-timeout', `The request was not received in full within ${app.server.requestTimeout / 1000} s.`),
   HPE_HEADER_OVERFLOW: () =>
-    new HttpProblem(431, 'headers-too-large', 'The request line and headers together are larger than the server accepts (16 KiB).'),
+    new HttpProblem(431, 'headers-too-large', `The request line and headers together are larger than the server accepts (${Math.round(maxHeaderSize / 1024)} KiB).`),
   HPE_CHUNK_EXTENSIONS_OVERFLOW: () => new HttpProblem(413, 'payload-too-large', 'The chunk extensions of the body are too large.'),
 }
 const unreadable = () => new HttpProblem(400, 'bad-request', 'The request is not well-formed HTTP/1.1.')

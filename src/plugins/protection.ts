@@ -1,9 +1,8 @@
 /**
  * What keeps the service standing when clients misbehave or the machine is overloaded:
  *
- * - security headers (helmet), and `Cache-Control: no-store` on everything under /v1 (personal and
- *   security data: no cache on the way may keep it), errors included; no CORS unless
- *   `CORS_ORIGINS` names the origins allowed;
+ * - no CORS unless `CORS_ORIGINS` names the origins allowed (the headers every answer carries are
+ *   src/http/headers.ts's);
  * - rate limits per caller (the token's `sub`, or the address before authentication), stricter on
  *   the heavy routes (`config.heavy`: exports, imports, reports); state in Redis when `REDIS_URL` is set, so several
  *   instances share it, else in memory; 429 with `Retry-After`;
@@ -14,13 +13,11 @@
  *
  * Every refusal is problem+json, like every other error.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import cors from '@fastify/cors'
 import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import helmet from 'helmet'
 import { Redis } from 'ioredis'
 import type { Config } from '../config.js'
 import { HttpProblem, problems, sendProblem } from './problems.js'
@@ -36,12 +33,14 @@ type ProtectionConfig = Pick<
   | 'CORS_ORIGINS'
 >
 
-/** Failed authentications per address, as the auth plugin reports them and asks about them. */
+/** Failed authentications per address, around the auth plugin's token check. */
 export interface AuthenticationLimit {
-  /** Refuses (429 with Retry-After) an address that has used up its failures for now. */
-  refuseIfExhausted(request: FastifyRequest): Promise<void>
-  /** Counts one failed authentication against the request's address. */
-  countFailure(request: FastifyRequest): Promise<void>
+  /**
+   * Runs `check` for the request's address, counting it as a failure if it throws one that
+   * `isFailure` says is; refuses (429 with Retry-After) without running it when the address has
+   * used up its failures, counting the checks still running from it as failures to come.
+   */
+  guard<T>(request: FastifyRequest, check: () => Promise<T>, isFailure: (error: unknown) => boolean): Promise<T>
 }
 
 declare module 'fastify' {
@@ -50,48 +49,13 @@ declare module 'fastify' {
   }
 }
 
-const NO_AUTHENTICATION_LIMIT: AuthenticationLimit = {
-  refuseIfExhausted: async () => {},
-  countFailure: async () => {},
-}
+const NO_AUTHENTICATION_LIMIT: AuthenticationLimit = { guard: (_request, check) => check() }
 
-const UNDER_V1 = /^\/v1(?:[/?]|$)/
 /** Routes that must answer even under pressure: an orchestrator restarts what fails liveness. */
 const ALWAYS_ANSWER = new Set(['/healthz', '/readyz'])
 const SHED_RETRY_AFTER_SECONDS = 5
 /** How often load shedding measures the event loop and the heap. */
 export const PRESSURE_SAMPLE_MS = 250
-
-/**
- * helmet's headers, worked out once. With these options (no nonces, no directive computed per
- * request) every response gets the same set, so running its middleware on each request would
- * redo the same work; the set is taken from the middleware itself, run once against a stand-in
- * response, so it stays whatever helmet's defaults are. (Its one removal, `X-Powered-By`, has
- * nothing to remove: neither Node nor Fastify sets that header.)
- */
-function securityHeaders(): Record<string, string> {
-  const headers: Record<string, string> = {}
-  const response = {
-    setHeader: (name: string, value: unknown) => {
-      headers[name.toLowerCase()] = String(value)
-    },
-    removeHeader: (name: string) => {
-      delete headers[name.toLowerCase()]
-    },
-  }
-  let failed: unknown
-  let finished = false
-  helmet({
-    // A JSON API needs no resources loaded; the docs page sets its own policy (swagger-ui's staticCSP).
-    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-    hsts: { maxAge: 31_536_000, includeSubDomains: true },
-  })({} as IncomingMessage, response as unknown as ServerResponse, (error?: unknown) => {
-    failed = error
-    finished = true
-  })
-  if (failed || !finished) throw new Error('helmet did not produce its headers synchronously', { cause: failed })
-  return headers
-}
 
 const callerKey = (request: FastifyRequest) => (request.principal ? `sub:${request.principal.sub}` : `ip:${request.ip}`)
 
@@ -104,14 +68,6 @@ function tooManyRequests(detail: string, ttlMs: number): HttpProblem {
 export default fp(
   async function protectionPlugin(app: FastifyInstance, options: { config: ProtectionConfig }) {
     const { config } = options
-
-    const headers = securityHeaders()
-    app.addHook('onRequest', (request, reply, done) => {
-      reply.headers(headers)
-      // Set before anything can fail, so that errors carry it too; nothing else sets it.
-      if (UNDER_V1.test(request.url)) reply.header('cache-control', 'no-store')
-      done()
-    })
 
     if (config.CORS_ORIGINS) {
       // The preflight route answers browsers before any token is sent.
@@ -177,18 +133,31 @@ export default fp(
           timeWindow: 60_000,
           keyGenerator: (request) => `failed-authentication:${normalizeIP(request.ip)}`,
         })
+        // Checks under way per address: a burst of bad tokens sent at once would otherwise all be
+        // checked before the first failure was counted.
+        const running = new Map<string, number>()
         authenticationLimit = {
-          async refuseIfExhausted(request) {
+          async guard(request, check, isFailure) {
+            const address = normalizeIP(request.ip)
             const state = await failures(request, { increment: false })
-            if (!state.isAllowed && state.remaining === 0) {
+            const underWay = running.get(address) ?? 0
+            if (!state.isAllowed && state.remaining - underWay <= 0) {
               throw tooManyRequests(
                 `Too many failed authentications from this address: at most ${state.max} a minute; retry after ${state.ttlInSeconds} s.`,
                 state.ttl,
               )
             }
-          },
-          async countFailure(request) {
-            await failures(request)
+            running.set(address, underWay + 1)
+            try {
+              return await check()
+            } catch (error) {
+              if (isFailure(error)) await failures(request)
+              throw error
+            } finally {
+              const left = running.get(address)! - 1
+              if (left === 0) running.delete(address)
+              else running.set(address, left)
+            }
           },
         }
       }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import t from 'tap'
 import { OPENAPI_FILE } from '../../src/openapi-document.js'
-import { API_TYPES_FILE, generateApiTypes } from './api-types.js'
+import { API_TYPES_FILE, generateApiTypes } from '../../scripts/openapi-types.js'
 
 t.test('test/client/api.d.ts is what openapi-typescript makes of the committed document (run `npm run openapi`)', async (t) => {
   t.equal(await readFile(API_TYPES_FILE, 'utf8'), await generateApiTypes())

@@ -283,6 +283,8 @@ t.test('a file that is not UTF-8 is refused at its first such line, never read w
     ['a truncated sequence at the end of line 2', Buffer.concat([Buffer.from(`${HEADER}\n${row(1)}`), Buffer.from([0xe2, 0x82]), Buffer.from(`\n${row(2)}\n`)]), 2],
     ['an encoded surrogate on the last line, no line end', Buffer.concat([Buffer.from(`${HEADER}\n${row(1)}\r\n`), Buffer.from([0xed, 0xa0, 0x80])]), 3],
     ['an overlong NUL in the header', Buffer.concat([Buffer.from('asset_tag'), Buffer.from([0xc0, 0x80])]), 1],
+    ['lines ending in a lone CR, as the reader counts them', Buffer.concat([Buffer.from(`${HEADER}\r${row(1)}\r`), Buffer.from([0xa3]), Buffer.from(`\r${row(2)}`)]), 3],
+    ['CRLF, LF and CR mixed', Buffer.concat([Buffer.from(`${HEADER}\r\n${row(1)}\n${row(2)}\r`), Buffer.from([0xa3])]), 4],
   ]
   for (const [name, bytes, line] of cases) {
     const read = readImportFile(bytes)

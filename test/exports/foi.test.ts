@@ -3,7 +3,8 @@ import { text } from 'node:stream/consumers'
 import { parse } from 'csv-parse/sync'
 import { stringify } from 'csv-stringify'
 import t from 'tap'
-import { csvCells, csvPart, FOI_COLUMNS, type FoiRow, jsonRecord, neutraliseCell, openFoiCsv, openFoiJson, toCsv } from '../../src/modules/exports/foi.js'
+import { csvCells, csvPart, FOI_COLUMNS, type FoiRow, neutraliseCell, openFoiCsv, openFoiJson, toCsv } from '../../src/modules/exports/foi.js'
+import type { FoiRecord } from '../../src/modules/exports/schemas.js'
 import { resolvePeriod } from '../../src/modules/reports/periods.js'
 import { deviceKind, incidentKind, incidentStatus, locationCategory, remoteWipe } from '../../src/db/schema.js'
 import { negotiateExportType } from '../../src/modules/exports/routes.js'
@@ -186,7 +187,7 @@ t.test('the CSV download (PostgreSQL\'s COPY, or csvPart on PGlite) is byte for 
   const period = resolvePeriod({ year: '2023' })
   const limits = { maxMs: 60_000 }
   const csv = await text((await openFoiCsv(database, period, limits)).body)
-  const json = JSON.parse(await text((await openFoiJson(database, period, limits)).body)) as ReturnType<typeof jsonRecord>[]
+  const json = JSON.parse(await text((await openFoiJson(database, period, limits)).body)) as FoiRecord[]
   const fromJson: FoiRow[] = json.map((r) => ({
     reference: r.reference, date_reported: r.dateReported, item_type: r.itemType, lost_or_stolen: r.lostOrStolen,
     location_category: r.locationCategory, encrypted: r.encrypted, personal_data_at_risk: r.personalDataAtRisk,

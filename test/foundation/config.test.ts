@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
-import { createAuthenticator } from '../../src/auth/authenticator.js'
 import { ConfigError, loadConfig } from '../../src/config.js'
 
 t.test('defaults make a working configuration from an empty environment', async (t) => {
@@ -10,6 +9,11 @@ t.test('defaults make a working configuration from an empty environment', async 
   t.equal(config.DATA_DIR, './data')
   t.equal(config.DATABASE_URL, undefined)
   t.equal(config.LOG_LEVEL, 'info')
+})
+
+t.test("TRUST_PROXY takes the proxies' addresses", async (t) => {
+  t.equal(loadConfig({ TRUST_PROXY: '10.0.0.0/8, loopback' }).TRUST_PROXY, '10.0.0.0/8, loopback')
+  t.equal(loadConfig({ TRUST_PROXY: 'false' }).TRUST_PROXY, 'false')
 })
 
 t.test('empty variables mean "unset"', async (t) => {
@@ -28,6 +32,11 @@ t.test('each bad variable is named in one line', async (t) => {
     [{ AUTH_JWKS_URL: 'not a url' }, /AUTH_JWKS_URL must be an http/],
     [{ AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_JWKS_URL: 'https://idp.example/keys' }, /AUTH_JWKS_URL set either/],
     [{ DB_POOL_MAX: '0' }, /DB_POOL_MAX/],
+    [{ TRUST_PROXY: 'true' }, /TRUST_PROXY must be false or a comma list of the proxies' addresses/],
+    [{ TRUST_PROXY: '1' }, /TRUST_PROXY .*not true or a hop count/],
+    [{ TRUST_PROXY: '10.0.0.0/8, evil' }, /TRUST_PROXY/],
+    [{ ASSET_TAG_PATTERN: '\\d{5}' }, /ASSET_TAG_EXAMPLE is required with ASSET_TAG_PATTERN/],
+    [{ ASSET_TAG_PATTERN: '\\d{5}', ASSET_TAG_EXAMPLE: '1234' }, /ASSET_TAG_EXAMPLE does not match ASSET_TAG_PATTERN/],
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), ConfigError, JSON.stringify(env))
@@ -67,7 +76,8 @@ t.test('production with AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE', asyn
   t.throws(() => loadConfig({ ...jwks, AUTH_AUDIENCE: audience }), { message: /^Invalid configuration: AUTH_ISSUER is required in production with AUTH_JWKS_URL$/ })
   t.throws(() => loadConfig({ ...jwks, AUTH_ISSUER: issuer }), { message: /^Invalid configuration: AUTH_AUDIENCE is required in production with AUTH_JWKS_URL$/ })
   t.throws(() => loadConfig(jwks), { message: /AUTH_ISSUER is required.*; AUTH_AUDIENCE is required/ })
-  t.equal(loadConfig({ ...jwks, AUTH_ISSUER: issuer, AUTH_AUDIENCE: audience }).AUTH_AUDIENCE, audience)
+  t.same(loadConfig({ ...jwks, AUTH_ISSUER: issuer, AUTH_AUDIENCE: audience }).AUTH_AUDIENCE, audience.split(','))
+  t.same(loadConfig({ AUTH_AUDIENCE: ' api://one , two,' }).AUTH_AUDIENCE, ['api://one', 'two'], 'a comma list, blanks dropped')
   t.ok(loadConfig({ AUTH_JWKS_URL: jwks.AUTH_JWKS_URL }), 'outside production, neither is required')
   t.ok(loadConfig({ NODE_ENV: 'production', AUTH_JWT_SECRET: 'x'.repeat(32) }), 'nor with a shared secret')
 
@@ -83,7 +93,7 @@ t.test('production with AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE', asyn
 })
 
 t.test('an AUTH_AUDIENCE that lists no audience is refused, not read as "any"', async (t) => {
-  await t.rejects(createAuthenticator(loadConfig({ AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_AUDIENCE: ' , ' })), {
+  t.throws(() => loadConfig({ AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_AUDIENCE: ' , ' }), {
     name: 'ConfigError',
     message: 'Invalid configuration: AUTH_AUDIENCE must list at least one audience',
   })

@@ -184,7 +184,7 @@ t.test('a request that arrives on an open connection while the app closes is a 5
   await waitUntil('the server to take the request', () => seen.includes('/nothing-here'))
   const closing = app.close()
   await waitUntil('the server to stop listening', () => !app.server.listening)
-  socket.write('}GET /healthz HTTP/1.1\r\nHost: register\r\n\r\n')
+  socket.write('}GET /v1/custodians HTTP/1.1\r\nHost: register\r\n\r\n')
   await closed
   await closing
   const second = received.indexOf('HTTP/1.1', 1)
@@ -192,4 +192,6 @@ t.test('a request that arrives on an open connection while the app closes is a 5
   const response = parse(received.slice(second), 0)
   assertRawProblem(t, response, 503)
   t.equal(response.headers['retry-after'], '1')
+  t.equal(response.headers['cache-control'], 'no-store', 'with the headers every answer carries')
+  t.equal(response.headers['x-content-type-options'], 'nosniff')
 })

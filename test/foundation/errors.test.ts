@@ -91,9 +91,17 @@ t.test('a path segment longer than any id is a 414 problem, a malformed one a 40
   const tooLong = await app.inject({ method: 'GET', url: `/v1/custodians/${long}` })
   assertProblem(t, tooLong, 414)
   t.notMatch(tooLong.body, long)
-  const malformed = await app.inject({ method: 'GET', url: '/v1/custodians/%E0%A4%A' })
+  const malformed = await app.inject({ method: 'GET', url: '/v1/custodians/%E0%A4%A', headers: { 'x-request-id': 'client-7' } })
   assertProblem(t, malformed, 400)
   t.notMatch(malformed.body, '%E0')
+  // Refused before any hook runs, they still carry the headers every answer does.
+  for (const response of [tooLong, malformed]) {
+    t.equal(response.headers['cache-control'], 'no-store')
+    t.equal(response.headers['x-content-type-options'], 'nosniff')
+    t.match(response.headers['content-security-policy'], /default-src 'none'/)
+  }
+  t.match(tooLong.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'our request id')
+  t.equal(malformed.headers['x-request-id'], 'client-7', "the client's, echoed")
 })
 
 t.test('unsupported media type is a 415 problem', async (t) => {

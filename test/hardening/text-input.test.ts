@@ -1,6 +1,6 @@
 /**
- * Text is taken as it reads: a JSON body that is not UTF-8 is refused rather than stored with
- * U+FFFD, and no text field holds control characters or the bidirectional controls that make
+ * Text is taken as it reads: a JSON body or a query string that is not UTF-8 is refused rather
+ * than stored with U+FFFD or searched for as raw characters, and no text field holds control characters or the bidirectional controls that make
  * a name show one thing and hold another (multi-line free text keeps its tabs and line breaks).
  */
 import t from 'tap'
@@ -125,6 +125,28 @@ t.test('a JSON body that is not UTF-8 is 400 naming the body, and nothing is sto
   t.equal(ok.json().name, 'Renée')
   const bom = await app.inject({ method: 'POST', url: '/v1/custodians', headers, payload: Buffer.from('\ufeff{"kind":"staff","name":"Zoë"}') })
   t.equal(bom.statusCode, 201, 'as Fastify\'s own parser took it')
+})
+
+t.test('a query string that is not percent-encoded UTF-8 is 400 naming its key, never searched for as raw characters', async (t) => {
+  const { app, auth, database } = await buildTestApp(t)
+  const headers = await auth(['asset_manager', 'security'])
+  const before = await tableCounts(database)
+  const cases: [string, string][] = [
+    ['/v1/devices?q=%FF', 'querystring.q'],
+    ['/v1/custodians?limit=10&q=Ren%E9e', 'querystring.q'],
+    ['/v1/devices?q=%E2%82', 'querystring.q'],
+    ['/v1/devices?q=%zz', 'querystring.q'],
+    ['/v1/devices?%FF=1', 'querystring.%FF'],
+    ['/v1/incidents?status=open&circum%C3%A9=%ED%A0%80', 'querystring.circumé'],
+  ]
+  for (const [url, path] of cases) {
+    t.same(assertProblem(t, await app.inject({ method: 'GET', url, headers }), 400).errors, [{ path, message: 'is not valid percent-encoded UTF-8' }], url)
+  }
+  const post = await app.inject({ method: 'POST', url: '/v1/custodians?x=%FF', headers, payload: { kind: 'staff', name: 'Renée' } })
+  t.same(assertProblem(t, post, 400).errors, [{ path: 'querystring.x', message: 'is not valid percent-encoded UTF-8' }])
+  t.same(await tableCounts(database), before, 'nothing written')
+  const fine = await app.inject({ method: 'GET', url: '/v1/custodians?q=Ren%C3%A9e+S', headers })
+  t.equal(fine.statusCode, 200, 'UTF-8, percent-encoded and with +, is read as sent')
 })
 
 t.test('the JSON parser keeps Fastify\'s protections: prototype poisoning, empty bodies, the body limit', async (t) => {

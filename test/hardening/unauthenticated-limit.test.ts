@@ -110,6 +110,16 @@ t.test('only failures count: users behind one address are not throttled; expired
   assertLimited(t, await call(app, other, (await auth('security', 'dave')).authorization), 'expired, too long, not Bearer, tampered, none: five failures')
 })
 
+t.test('a burst of bad tokens sent at once is held to the limit too: checks under way count as failures to come', async (t) => {
+  const { app } = await buildTestApp(t, { config: { RATE_LIMIT_UNAUTHENTICATED_PER_MINUTE: '5' } })
+  const forged = `Bearer ${await badSignature()}`
+  const responses = await Promise.all(Array.from({ length: 50 }, () => call(app, '192.0.2.60', forged)))
+  const statuses = new Map<number, number>()
+  for (const response of responses) statuses.set(response.statusCode, (statuses.get(response.statusCode) ?? 0) + 1)
+  t.same(Object.fromEntries(statuses), { 401: 5, 429: 45 }, 'five checked, the rest refused unchecked')
+  assertLimited(t, await call(app, '192.0.2.60', forged), 'and afterwards')
+})
+
 t.test('the address is the client behind a trusted proxy, and X-Forwarded-For is not believed otherwise', async (t) => {
   const forged = `Bearer ${await badSignature()}`
   const direct = await buildTestApp(t, { config: { RATE_LIMIT_UNAUTHENTICATED_PER_MINUTE: '2' } })

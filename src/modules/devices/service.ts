@@ -39,9 +39,8 @@ export function assetTagRule(config: Pick<Config, 'ASSET_TAG_PATTERN' | 'ASSET_T
   const source = config.ASSET_TAG_PATTERN
   if (source === undefined) return () => undefined
   const pattern = wholeMatch(source)
-  const message = config.ASSET_TAG_EXAMPLE !== undefined
-    ? `must follow this register's asset-tag scheme, e.g. ${config.ASSET_TAG_EXAMPLE}`
-    : `must follow this register's asset-tag scheme: the whole tag must match the pattern ${source}`
+  // The configuration requires the example beside the pattern.
+  const message = `must follow this register's asset-tag scheme, e.g. ${config.ASSET_TAG_EXAMPLE}`
   return (tag) => (pattern.test(tag) ? undefined : message)
 }
 

@@ -27,6 +27,7 @@ import { openCopyStream, openRowStream, type RowStream, type TextRow } from '../
 import { problems } from '../../plugins/problems.js'
 import { inPeriod } from '../reports/risk-summary.js'
 import type { Period } from '../reports/periods.js'
+import type { FoiRecord } from './schemas.js'
 
 export const FOI_COLUMNS = [
   'reference',
@@ -223,8 +224,8 @@ export function csvCells(row: FoiRow): string[] {
   ].map(neutraliseCell)
 }
 
-/** One row as the JSON object. */
-export function jsonRecord(row: FoiRow) {
+/** One row as the JSON object: exactly the fields of the schema the OpenAPI document gives (the compiler holds the keys to it). */
+function jsonRecord(row: FoiRow): Record<keyof FoiRecord, unknown> {
   return {
     reference: row.reference,
     dateReported: row.date_reported,

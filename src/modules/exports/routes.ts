@@ -2,32 +2,14 @@ import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod'
 import { z } from 'zod'
 import type { Config } from '../../config.js'
 import { problems, ProblemSchema } from '../../plugins/problems.js'
-import { DeviceKind } from '../devices/schemas.js'
-import { IncidentKind, IncidentStatus, LocationCategory, RemoteWipe } from '../incidents/schemas.js'
 import { PeriodQuery, resolvePeriod } from '../reports/periods.js'
 import { openFoiCsv, openFoiJson } from './foi.js'
+import { FoiRecordSchema } from './schemas.js'
 
 const EXPORT_ROLES = ['security', 'foi_officer'] as const
 
 export const EXPORT_TYPES = ['text/csv', 'application/json'] as const
 export type ExportType = (typeof EXPORT_TYPES)[number]
-
-/** A row of the JSON export, as `jsonRecord` (foi.ts) writes it: the CSV's columns, in camelCase. */
-export const FoiRecordSchema = z
-  .object({
-    reference: z.string(),
-    dateReported: z.string().meta({ description: 'The UK date it was reported, YYYY-MM-DD.' }),
-    itemType: DeviceKind,
-    lostOrStolen: IncidentKind,
-    locationCategory: LocationCategory,
-    encrypted: z.boolean(),
-    personalDataAtRisk: z.boolean(),
-    remoteWipe: RemoteWipe,
-    recovered: z.boolean(),
-    dateRecovered: z.string().nullable().meta({ description: 'The UK date it was recovered, YYYY-MM-DD; null if not.' }),
-    status: IncidentStatus,
-  })
-  .meta({ id: 'FoiLostStolenRecord' })
 
 /**
  * Content negotiation over the `Accept` header (RFC 9110 §12.5.1): each type we offer takes the q

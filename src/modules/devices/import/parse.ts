@@ -17,7 +17,6 @@
  */
 import { isUtf8 } from 'node:buffer'
 import type { z } from 'zod'
-import { decodeUtf8 } from '../../../http/body.js'
 import { CreateDeviceBody, type CreateDeviceInput } from '../schemas.js'
 import type { AssetTagRule } from '../service.js'
 import { csvRecords } from './csv.js'
@@ -171,17 +170,19 @@ class CellChecker {
 
 /**
  * The file's text, or its refusal when it is not UTF-8: named by the first line that is not, rather
- * than read with U+FFFD in place of what it held. A line end (0x0A) is never part of a longer UTF-8
+ * than read with U+FFFD in place of what it held. A line end (0x0A, 0x0D) is never part of a longer UTF-8
  * sequence, so lines can be checked apart, and one of them is the culprit.
  */
 export function readImportFile(bytes: Buffer): { text: string } | { refused: ImportErrorList } {
-  const text = decodeUtf8(bytes)
-  if (text !== undefined) return { text }
+  if (isUtf8(bytes)) return { text: bytes.toString('utf8') }
+  // Lines end where the CSV reader ends them (CRLF, LF or a lone CR), so the line named is the one it would name.
   let line = 1
   for (let start = 0; ; line++) {
-    const end = bytes.indexOf(0x0a, start)
+    const lf = bytes.indexOf(0x0a, start)
+    const cr = bytes.indexOf(0x0d, start)
+    const end = cr !== -1 && (lf === -1 || cr < lf) ? cr : lf
     if (end === -1 || !isUtf8(bytes.subarray(start, end))) break
-    start = end + 1
+    start = end + (bytes[end] === 0x0d && bytes[end + 1] === 0x0a ? 2 : 1)
   }
   return { refused: ImportErrors.of({ row: line, column: '', message: 'is not valid UTF-8 text (save the file as UTF-8)' }) }
 }

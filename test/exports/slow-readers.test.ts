@@ -137,7 +137,8 @@ t.test('ten slow FOI readers hold only the heavy pool: others are answered, read
 // PGlite streams both as rows encoded here; the JSON is the larger of the two.
 for (const accept of driverUnderTest === 'postgres' ? ['text/csv', 'application/json'] : ['application/json']) {
   t.test(`an export (${accept}) read steadily but slowly is ended at EXPORT_MAX_SECONDS, its connection given back`, async (t) => {
-    const { database, auth, port } = await serve(t, { database: await databaseWithRows(t), config: { EXPORT_MAX_SECONDS: '1' } })
+    // Two seconds: on a busy machine the first bytes can take most of one to arrive.
+    const { database, auth, port } = await serve(t, { database: await databaseWithRows(t), config: { EXPORT_MAX_SECONDS: '2' } })
     const [reader] = readers(t, 1, port, { ...(await auth('foi_officer')), accept })
     const heavy = database.heavy
     await waitUntil('the export to start', () => reader!.status !== undefined)
@@ -152,8 +153,8 @@ for (const accept of driverUnderTest === 'postgres' ? ['text/csv', 'application/
       await database.query('SELECT 1')
     }
     const freedAfterMs = performance.now() - reader!.startedAt
-    t.ok(freedAfterMs >= 900, `not before the deadline (${Math.round(freedAfterMs)} ms)`)
-    t.ok(freedAfterMs < 5_000, `soon after it, though the client kept reading and never stalled (${Math.round(freedAfterMs)} ms)`)
+    t.ok(freedAfterMs >= 1_900, `not before the deadline (${Math.round(freedAfterMs)} ms)`)
+    t.ok(freedAfterMs < 6_000, `soon after it, though the client kept reading and never stalled (${Math.round(freedAfterMs)} ms)`)
     t.same(await database.query('SELECT 1 AS one'), [{ one: 1 }], 'the database answers')
 
     await reader!.drain()

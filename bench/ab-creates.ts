@@ -1,5 +1,5 @@
 /**
- * `npm run bench:ab -- DIR_A DIR_B [...] [--rounds N] [--scale S]`: incident creates/s of two or
+ * `npm run bench:ab -- DIR_A DIR_B [...] [--rounds N] [--scale S] [--node-arg=ARG ...]`: incident creates/s of two or
  * more builds of the service (each DIR a checkout with `npm ci && npm run build` done), measured in
  * one run on one data set, interleaved A B A B … so that the machine's drift falls on all of them
  * alike. A tool for telling a regression from noise, which separate `npm run bench` runs cannot do
@@ -21,7 +21,13 @@ import { haveWrk, okPerSecond, runWrk } from './wrk.js'
 
 const { values, positionals: builds } = parseArgs({
   allowPositionals: true,
-  options: { rounds: { type: 'string', default: '5' }, scale: { type: 'string', default: '1' }, seconds: { type: 'string', default: '10' } },
+  options: {
+    rounds: { type: 'string', default: '5' },
+    scale: { type: 'string', default: '1' },
+    seconds: { type: 'string', default: '10' },
+    // Given to every server's node, e.g. `--node-arg=--cpu-prof` (Node refuses it in NODE_OPTIONS).
+    'node-arg': { type: 'string', multiple: true, default: [] },
+  },
 })
 const ROUNDS = Number(values.rounds)
 const SECONDS = Number(values.seconds)
@@ -31,7 +37,7 @@ const out = (line: string) => process.stdout.write(`${line}\n`)
 
 async function startServer(dir: string, databaseUrl: string) {
   const port = await freePort()
-  const child = spawn(process.execPath, ['dist/server.js'], {
+  const child = spawn(process.execPath, [...values['node-arg'], 'dist/server.js'], {
     cwd: dir,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', DATABASE_URL: databaseUrl, ...serviceEnv(SECRET) },
     stdio: ['ignore', 'ignore', 'inherit'],

@@ -36,6 +36,8 @@ export const ConfigSchema = z
     PORT: integer(0, 65535, 3000),
     HOST: z.string().trim().min(1).default('127.0.0.1'),
     DATABASE_URL: databaseUrl,
+    /** The owner's connection, for migrations; the service then runs as DATABASE_URL's role with only what it needs. */
+    DATABASE_MIGRATION_URL: databaseUrl,
     DATA_DIR: z.string().trim().min(1).default('./data'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
@@ -92,6 +94,26 @@ export const ConfigSchema = z
     ),
     /** Required with ASSET_TAG_PATTERN: a tag that matches it, quoted in the error a wrong tag gets. */
     ASSET_TAG_EXAMPLE: optionalString,
+    /** The Ed25519 private key (a JWK) that signs the audit chain's checkpoints; outside production, generated into DATA_DIR. */
+    AUDIT_SIGNING_KEY: optionalString.refine(
+      (value) => {
+        if (value === undefined) return true
+        try {
+          const key = JSON.parse(value) as Record<string, unknown>
+          return key.kty === 'OKP' && key.crv === 'Ed25519' && typeof key.d === 'string' && typeof key.x === 'string'
+        } catch {
+          return false
+        }
+      },
+      { error: 'must be an Ed25519 private key as a JWK ({"kty":"OKP","crv":"Ed25519","d":…,"x":…})' },
+    ),
+    AUDIT_CHECKPOINT_SECONDS: integer(1, 86_400, 60),
+    /** A custodian who left this many months ago and holds nothing has their personal data erased. */
+    RETENTION_CUSTODIAN_MONTHS: integer(1, 1_200, 24),
+    /** An incident closed or recovered this many years ago has its free text erased. */
+    RETENTION_INCIDENT_YEARS: integer(1, 100, 6),
+    /** `daily`: the service runs the retention schedule once a day (one instance at a time); `off`: only `npm run retention`. */
+    RETENTION_SCHEDULE: z.enum(['daily', 'off']).default('daily'),
     CORS_ORIGINS: optionalString.refine(
       (value) => value === undefined || value.split(',').every((origin) => /^https?:\/\/[^/\s]+$/.test(origin.trim())),
       { error: 'must be a comma-separated list of origins such as https://register.example.org' },
@@ -110,6 +132,12 @@ export const ConfigSchema = z
       for (const name of ['AUTH_ISSUER', 'AUTH_AUDIENCE'] as const) {
         if (!config[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required in production with AUTH_JWKS_URL' })
       }
+    }
+    if (config.NODE_ENV === 'production' && !config.AUDIT_SIGNING_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['AUDIT_SIGNING_KEY'], message: 'is required in production (keep it off the database host: it is what makes a rewritten trail detectable)' })
+    }
+    if (config.DATABASE_MIGRATION_URL && !config.DATABASE_URL) {
+      ctx.addIssue({ code: 'custom', path: ['DATABASE_MIGRATION_URL'], message: 'needs DATABASE_URL too (the role the service runs as)' })
     }
     // A person told "must match ^[A-Z]{2}\d{6}$" is worse off than one shown a tag that does.
     if (config.ASSET_TAG_PATTERN && !config.ASSET_TAG_EXAMPLE) {

@@ -70,12 +70,14 @@ export const custodians = pgTable(
   {
     id: uuid('id').primaryKey().defaultRandom(),
     kind: custodianKind('kind').notNull(),
-    name: text('name').notNull(),
+    /** Null once erased (with email and constituency): the row stays, so counts and links do. */
+    name: text('name'),
     house: house('house'),
     constituency: text('constituency'),
     email: text('email'),
     active: boolean('active').notNull().default(true),
     leftOn: date('left_on', { mode: 'string' }),
+    erasedAt: timestamp('erased_at', tz),
     ...lifecycle,
   },
   (t) => [
@@ -84,6 +86,10 @@ export const custodians = pgTable(
     // `q` is "part of the name, any case": a trigram index serves ILIKE '%…%'.
     index('custodians_name_trgm_idx').using('gin', sql`lower(${t.name}) gin_trgm_ops`),
     check('custodians_name_not_blank', sql`length(trim(${t.name})) > 0`),
+    check(
+      'custodians_erased_state',
+      sql`(${t.erasedAt} IS NULL) = (${t.name} IS NOT NULL) AND (${t.erasedAt} IS NULL OR (${t.email} IS NULL AND ${t.constituency} IS NULL))`,
+    ),
     check('custodians_version_positive', sql`${t.version} > 0`),
   ],
 )
@@ -176,7 +182,8 @@ export const incidents = pgTable(
     reportedAt: timestamp('reported_at', tz).notNull(),
     locationCategory: locationCategory('location_category').notNull(),
     locationDescription: text('location_description'),
-    circumstances: text('circumstances').notNull(),
+    /** Null once the free text is erased (`freeTextErasedAt`), with the other free-text columns. */
+    circumstances: text('circumstances'),
     policeReference: text('police_reference'),
     personalDataAtRisk: boolean('personal_data_at_risk').notNull(),
     remoteWipe: remoteWipe('remote_wipe').notNull().default('not_requested'),
@@ -187,6 +194,7 @@ export const incidents = pgTable(
     recoveryNotes: text('recovery_notes'),
     closedAt: timestamp('closed_at', tz),
     closeReason: text('close_reason'),
+    freeTextErasedAt: timestamp('free_text_erased_at', tz),
     // What was true when the loss was reported; later edits of the device never change it.
     custodianId: uuid('custodian_id').references(() => custodians.id),
     deviceKind: deviceKind('device_kind').notNull(),
@@ -222,6 +230,7 @@ export const incidents = pgTable(
       sql`(${t.status} = 'recovered') = (${t.recoveredAt} IS NOT NULL AND ${t.recoveryCondition} IS NOT NULL)`,
     ),
     check('incidents_closed_state', sql`(${t.status} = 'closed') = (${t.closedAt} IS NOT NULL)`),
+    check('incidents_circumstances_kept', sql`${t.circumstances} IS NOT NULL OR ${t.freeTextErasedAt} IS NOT NULL`),
     check('incidents_version_positive', sql`${t.version} > 0`),
   ],
 )
@@ -233,7 +242,8 @@ export const incidentNotes = pgTable(
     incidentId: uuid('incident_id')
       .notNull()
       .references(() => incidents.id),
-    text: text('text').notNull(),
+    /** Null once the incident's free text is erased. */
+    text: text('text'),
     createdAt: timestamp('created_at', tz).notNull().defaultNow(),
     createdBy: text('created_by').notNull(),
   },
@@ -311,7 +321,8 @@ export const auditEvents = pgTable(
   'audit_events',
   {
     id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
-    at: timestamp('at', tz).notNull(),
+    /** Set by the database when the event is written (a trigger): no writer can date an event. */
+    at: timestamp('at', tz).notNull().defaultNow(),
     actor: text('actor').notNull(),
     action: text('action').notNull(),
     entityType: text('entity_type').notNull(),
@@ -374,3 +385,47 @@ export const idempotencyKeys = pgTable(
   },
   (t) => [primaryKey({ columns: [t.caller, t.key] }), index('idempotency_keys_expires_idx').on(t.expiresAt)],
 )
+
+/**
+ * The personal values of audit events (names, e-mail addresses, constituencies, free text), kept
+ * beside the hashed content: an event's before/after holds `{"$digest": sha256(salt || value)}`
+ * in their place (written by a trigger on audit_events, migration 0006). Erasing a person deletes
+ * their rows here; the digests, and so the chain, stay as they were.
+ */
+export const auditPersonalValues = pgTable(
+  'audit_personal_values',
+  {
+    eventId: bigint('event_id', { mode: 'number' }).notNull(),
+    digest: text('digest').notNull(),
+    salt: text('salt').notNull(),
+    value: text('value').notNull(),
+    /** Whose value it is: the custodian or the incident the event is about (erased together). */
+    subjectType: text('subject_type').notNull(),
+    subjectId: uuid('subject_id').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'audit_personal_values_pkey', columns: [t.eventId, t.digest] }),
+    index('audit_personal_values_subject_idx').on(t.subjectType, t.subjectId),
+  ],
+)
+
+/** Signed checkpoints of the chain's head: `count` links, the last `last_event_id` with `head_hash`. */
+export const auditCheckpoints = pgTable(
+  'audit_checkpoints',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    at: timestamp('at', tz).notNull().defaultNow(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+    lastEventId: bigint('last_event_id', { mode: 'number' }).notNull(),
+    headHash: text('head_hash').notNull(),
+    /** A compact JWS (EdDSA) over the checkpoint's canonical JSON. */
+    signature: text('signature').notNull(),
+  },
+  (t) => [uniqueIndex('audit_checkpoints_count_key').on(t.count)],
+)
+
+/** One-off data upgrades that need the service's code (run after the migrations, once each). */
+export const dataUpgrades = pgTable('data_upgrades', {
+  name: text('name').primaryKey(),
+  doneAt: timestamp('done_at', tz),
+})

@@ -93,7 +93,7 @@ $$;
 CREATE OR REPLACE FUNCTION audit_events_on_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  NEW.at := now();
+  NEW.at := date_trunc('milliseconds', now()); -- what the chain hashes (a JavaScript Date)
   IF NEW.entity_type IN ('custodian', 'incident') THEN
     NEW.before := audit_separate_personal(NEW.id, NEW.entity_type, NEW.entity_id, NEW.before);
     NEW.after := audit_separate_personal(NEW.id, NEW.entity_type, NEW.entity_id, NEW.after);

@@ -7,6 +7,7 @@ import type { Database } from '../../src/db/client.js'
 import { buildTestApp, type TestApp } from '../helpers/app.js'
 import { assertProblem } from '../helpers/problem.js'
 import { walkPages } from '../helpers/pages.js'
+import { insertDatedEvent, withValues } from '../helpers/audit-events.js'
 
 interface EventRow {
   id: number
@@ -19,8 +20,8 @@ interface EventRow {
   after: unknown
 }
 
-const events = (database: Database) =>
-  database.query<EventRow>('SELECT id::int AS id, actor, action, entity_type, entity_id, request_id, before, after FROM audit_events ORDER BY id')
+const events = async (database: Database) =>
+  withValues(database, await database.query<EventRow>('SELECT id::int AS id, actor, action, entity_type, entity_id, request_id, before, after FROM audit_events ORDER BY id'))
 
 async function createCustodian(app: TestApp['app'], headers: Record<string, string>, name: string) {
   const response = await app.inject({ method: 'POST', url: '/v1/custodians', headers, payload: { kind: 'staff', name } })
@@ -137,16 +138,6 @@ t.test('the chain stays linear when writes race', async (t) => {
 })
 
 /** Inserts an event as a write stores it: the event, and its place in the queue to be linked. */
-async function insertEvent(database: Database, event: { at: string; actor: string; entityType: string; entityId: string; action?: string }) {
-  const [row] = await database.query<{ id: number }>(
-    `WITH e AS (
-       INSERT INTO audit_events (at, actor, action, entity_type, entity_id)
-       VALUES ($1, $2, $3, $4, $5) RETURNING id)
-     INSERT INTO audit_unlinked (event_id) SELECT id FROM e RETURNING event_id::int AS id`,
-    [event.at, event.actor, event.action ?? `${event.entityType}.updated`, event.entityType, event.entityId],
-  )
-  return row!.id
-}
 
 t.test('filters: entityType, entityId, actor, and UK-day from/to', async (t) => {
   const { app, auth, database } = await buildTestApp(t)
@@ -155,11 +146,11 @@ t.test('filters: entityType, entityId, actor, and UK-day from/to', async (t) => 
   const b = '0190d3c0-0000-7000-8000-00000000000b'
   const ids = {
     // 23:30 UTC on 30 June is 00:30 BST on 1 July: a 1 July event in UK time.
-    bstEdge: await insertEvent(database, { at: '2024-06-30T23:30:00Z', actor: 'alice', entityType: 'custodian', entityId: a }),
+    bstEdge: await insertDatedEvent(database, { at: '2024-06-30T23:30:00Z', actor: 'alice', entityType: 'custodian', entityId: a }),
     // 22:59 UTC on 30 June is 23:59 BST on 30 June.
-    beforeBst: await insertEvent(database, { at: '2024-06-30T22:59:00Z', actor: 'bob', entityType: 'device', entityId: b }),
-    winter: await insertEvent(database, { at: '2024-01-15T00:30:00Z', actor: 'alice', entityType: 'device', entityId: b }),
-    later: await insertEvent(database, { at: '2024-07-02T12:00:00Z', actor: 'carol', entityType: 'custodian', entityId: a }),
+    beforeBst: await insertDatedEvent(database, { at: '2024-06-30T22:59:00Z', actor: 'bob', entityType: 'device', entityId: b }),
+    winter: await insertDatedEvent(database, { at: '2024-01-15T00:30:00Z', actor: 'alice', entityType: 'device', entityId: b }),
+    later: await insertDatedEvent(database, { at: '2024-07-02T12:00:00Z', actor: 'carol', entityType: 'custodian', entityId: a }),
   }
   const list = async (query: string) => {
     const response = await app.inject({ method: 'GET', url: `/v1/audit-events?${query}`, headers })
@@ -189,7 +180,7 @@ t.test('keyset pages walk every event once, newest first, with and without a fil
   const entity = '0190d3c0-0000-7000-8000-0000000000cc'
   const all: number[] = []
   for (let i = 0; i < 11; i++) {
-    all.push(await insertEvent(database, { at: '2024-03-01T10:00:00Z', actor: i % 2 ? 'odd' : 'even', entityType: 'custodian', entityId: entity }))
+    all.push(await insertDatedEvent(database, { at: '2024-03-01T10:00:00Z', actor: i % 2 ? 'odd' : 'even', entityType: 'custodian', entityId: entity }))
   }
   const walk = async (filter: string) => {
     // walkPages fails the test on a page that is not a 200.

@@ -117,7 +117,7 @@ t.test('the export: exact columns, order, formatting, no personal data or identi
   ], 'ordered by UK-local date reported then reference (not time of day); dates UK local; yes/no booleans')
 
   for (const leak of [
-    person.name, person.id, person.email!, 'Quuxton', device.id, ...Object.values(secret), ...Object.values(freeText),
+    person.name!, person.id, person.email!, 'Quuxton', device.id, ...Object.values(secret), ...Object.values(freeText),
     'Mrs Gribble', 'Sir Humphrey', summer.id,
   ]) {
     t.notOk(response.body.includes(leak), `CSV does not contain ${leak}`)
@@ -131,7 +131,7 @@ t.test('the export: exact columns, order, formatting, no personal data or identi
   t.match(String(json.headers['content-type']), /^application\/json/)
   t.equal(json.headers['content-disposition'], 'attachment; filename="lost-stolen-2023.json"')
   const items = json.json() as Record<string, unknown>[]
-  for (const leak of [person.name, person.id, device.id, ...Object.values(secret), ...Object.values(freeText)]) {
+  for (const leak of [person.name!, person.id, device.id, ...Object.values(secret), ...Object.values(freeText)]) {
     t.notOk(json.body.includes(leak), `JSON does not contain ${leak}`)
   }
   const asCells = items.map((item) =>

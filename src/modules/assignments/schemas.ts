@@ -54,7 +54,7 @@ export const UnreturnedItemSchema = z
     custodian: z.object({
       id: z.string(),
       kind: CustodianKind,
-      name: z.string(),
+      name: z.string().nullable(),
       active: z.boolean(),
       leftOn: z.string().nullable(),
     }),

@@ -19,7 +19,7 @@ const isDigest = (value: unknown): value is Digested =>
   typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 1 && typeof (value as Digested).$digest === 'string'
 
 /** `document` with each digest replaced by `lookup`'s value for it. */
-function restore(document: unknown, lookup: (digest: string) => string): unknown {
+export function restore(document: unknown, lookup: (digest: string) => string): unknown {
   if (isDigest(document)) return lookup(document.$digest)
   if (Array.isArray(document)) return document.map((item) => restore(item, lookup))
   if (typeof document === 'object' && document !== null) {

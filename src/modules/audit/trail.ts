@@ -28,7 +28,9 @@ import type { WriteContext } from '../../http/context.js'
 export const AUDIT_CHAIN_LOCK = 727_274_201
 const BATCH = 5_000
 
-export type EntityType = 'custodian' | 'device' | 'assignment' | 'incident' | 'stocktake'
+/** `audit`: events about the trail itself (checkpoints, the upgrade of migration 0006), with entity id NIL_ENTITY_ID. */
+export type EntityType = 'custodian' | 'device' | 'assignment' | 'incident' | 'stocktake' | 'audit'
+export const NIL_ENTITY_ID = '00000000-0000-0000-0000-000000000000'
 
 export interface AuditChange {
   action: string
@@ -59,8 +61,11 @@ export function eventHash(content: HashedContent): string {
 
 const asJsonText = (value: unknown) => (value === undefined || value === null ? null : JSON.stringify(value))
 
-/** The columns an event is written with, in the order `auditEventsFrom` takes them. */
-export const AUDIT_EVENT_COLUMNS = sql.raw('at, actor, action, entity_type, entity_id, request_id, client_request_id, before, after')
+/**
+ * The columns an event is written with, in the order `auditEventsFrom` takes them. Not `at`: the
+ * database dates every event as it is written (migration 0006), so no writer can backdate one.
+ */
+export const AUDIT_EVENT_COLUMNS = sql.raw('actor, action, entity_type, entity_id, request_id, client_request_id, before, after')
 
 /**
  * The one place events are written: CTEs (`audit_inserted`, `audit_queued`) that insert the rows
@@ -86,7 +91,7 @@ const value = (name: string) => sql.placeholder(name)
  * write its events in the same round trip by carrying both (incident reports do).
  */
 export const AUDIT_EVENTS_FROM_ARRAYS = sql`
-      SELECT ${value('audit_at')}::timestamptz, u.actor, u.action, u.entity_type, u.entity_id, u.request_id, u.client_request_id,
+      SELECT u.actor, u.action, u.entity_type, u.entity_id, u.request_id, u.client_request_id,
              u.before::jsonb, u.after::jsonb
       FROM unnest(${value('audit_actors')}::text[], ${value('audit_actions')}::text[], ${value('audit_entity_types')}::text[],
                   ${value('audit_entity_ids')}::uuid[], ${value('audit_request_ids')}::text[], ${value('audit_client_request_ids')}::text[],
@@ -102,7 +107,6 @@ const eventsOf = (requests: readonly AuditRequest[]): AuditEvent[] =>
 
 function valuesOf(events: readonly AuditEvent[]): Record<string, unknown> {
   return {
-    audit_at: new Date().toISOString(),
     audit_actors: events.map((e) => e.context.actor),
     audit_actions: events.map((e) => e.change.action),
     audit_entity_types: events.map((e) => e.change.entityType),
@@ -140,7 +144,7 @@ export async function recordAuditOf(tx: DbOrTx, requests: readonly AuditRequest[
 
 type EventRow = typeof auditEvents.$inferSelect
 
-const contentOf = (event: EventRow, prevHash: string | null): HashedContent => ({
+export const contentOf = (event: EventRow, prevHash: string | null): HashedContent => ({
   at: event.at.toISOString(),
   actor: event.actor,
   action: event.action,

@@ -28,6 +28,7 @@ export function toCustodian(row: CustodianRow): Custodian {
     email: row.email,
     active: row.active,
     leftOn: row.leftOn,
+    erasedAt: iso(row.erasedAt),
     createdAt: iso(row.createdAt)!,
     updatedAt: iso(row.updatedAt)!,
     version: row.version,

@@ -195,6 +195,7 @@ function planReport(report: Report, device: DeviceRow, open: AssignmentRow | nul
     recoveryNotes: null,
     closedAt: null,
     closeReason: null,
+    freeTextErasedAt: null,
     custodianId: device.currentCustodianId,
     deviceKind: device.kind,
     deviceEncrypted: device.encrypted,

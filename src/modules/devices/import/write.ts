@@ -44,7 +44,7 @@ function batchStatement(rows: ImportRows, start: number, end: number, ids: strin
              classification::classification, purchased_on, cost_pence, ${context.actor}, ${createdAt}::timestamptz, ${createdAt}::timestamptz
       FROM u),
     ${auditEventsFrom(sql`
-      SELECT ${new Date().toISOString()}::timestamptz, ${context.actor}, 'device.created', 'device', u.id,
+      SELECT ${context.actor}, 'device.created', 'device', u.id,
              ${context.requestId}, ${context.clientRequestId ?? null}::text, NULL, to_jsonb(device)
       FROM u CROSS JOIN LATERAL (
         SELECT u.id, u.asset_tag AS "assetTag", u.kind, u.make, u.model, u.serial_number AS "serialNumber", u.imei,

@@ -16,6 +16,7 @@ import { setStandardHeaders } from './http/headers.js'
 import { responseSerializerCompiler } from './http/serializer.js'
 import { learnRouteWords, loggerOptions, RequestLogController } from './logging.js'
 import auditLinking from './modules/audit/linking.js'
+import retentionSchedule from './modules/retention/schedule.js'
 import { auditRoutes } from './modules/audit/routes.js'
 import { assignmentRoutes } from './modules/assignments/routes.js'
 import { assignmentConstraints } from './modules/assignments/service.js'
@@ -111,6 +112,7 @@ export async function buildApp(config: Config, deps: AppDependencies) {
   await app.register(strictUtf8)
   await app.register(databasePlugin, { database: deps.database })
   await app.register(auditLinking)
+  await app.register(retentionSchedule, { config })
   await app.register(openapiPlugin)
   // Before auth: load is shed, and failed authentications limited, before tokens are checked.
   await app.register(protectionPlugin, { config })

@@ -5,8 +5,8 @@ import { expectedVersion, IfMatchHeaders, setCreated, setEtag } from '../../http
 import { IdParams } from '../../http/schemas.js'
 import { withExample } from '../../plugins/openapi.js'
 import { ProblemSchema } from '../../plugins/problems.js'
-import { CreateCustodianBody, CustodianListQuery, CustodianSchema, UpdateCustodianBody } from './schemas.js'
-import { createCustodian, getCustodian, listCustodians, updateCustodian } from './service.js'
+import { CreateCustodianBody, CustodianListQuery, CustodianSchema, EraseCustodianBody, UpdateCustodianBody } from './schemas.js'
+import { createCustodian, eraseCustodian, getCustodian, listCustodians, updateCustodian } from './service.js'
 
 const CUSTODIAN_ROLES = ['security', 'asset_manager'] as const
 
@@ -87,6 +87,32 @@ export const custodianRoutes: FastifyPluginAsyncZod = async (app) => {
     async (request, reply) => {
       const version = expectedVersion(request)
       const custodian = await updateCustodian(app.db, writeContext(request), request.params.id, version, request.body)
+      setEtag(reply, custodian.version)
+      return custodian
+    },
+  )
+
+  app.post(
+    '/v1/custodians/:id/erase',
+    {
+      config: { access: ['security'] },
+      schema: {
+        operationId: 'eraseCustodian',
+        tags: ['custodians'],
+        summary: "Erase a custodian's personal data now (a data subject's request)",
+        description:
+          'Name, e-mail and constituency become null here and "[erased]" in the audit trail; the record, its id and every count stay. Erasing again changes nothing.',
+        params: IdParams,
+        body: withExample(EraseCustodianBody, { reason: 'Erasure request ER-2026-014' }),
+        response: {
+          200: CustodianSchema,
+          404: ProblemSchema,
+          409: ProblemSchema.meta({ description: 'They hold a device or have an open incident.' }),
+        },
+      },
+    },
+    async (request, reply) => {
+      const custodian = await eraseCustodian(app.db, writeContext(request), request.params.id, request.body.reason)
       setEtag(reply, custodian.version)
       return custodian
     },

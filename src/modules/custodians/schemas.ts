@@ -68,3 +68,7 @@ export const CustodianListQuery = z.strictObject({
   q: Text(100).optional().meta({ description: 'Part of the name, any case.' }),
   ...PageQuery,
 })
+
+export const EraseCustodianBody = z.strictObject({
+  reason: Text(500).meta({ description: 'Why (a data subject\'s request and its reference, say): kept in the erasure\'s audit event.' }),
+})

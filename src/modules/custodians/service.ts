@@ -3,7 +3,7 @@
  * leaves becomes inactive with a `leftOn` date, and keeps their history.
  */
 import { and, asc, eq, gt, type SQL, sql } from 'drizzle-orm'
-import type { DbOrTx } from '../../db/client.js'
+import { type DbOrTx, rowsOf } from '../../db/client.js'
 import { newId } from '../../db/ids.js'
 import { preparedQuery } from '../../db/prepared.js'
 import { custodians } from '../../db/schema.js'
@@ -13,6 +13,7 @@ import { staleVersion } from '../../http/preconditions.js'
 import { iso } from '../../http/schemas.js'
 import { problems } from '../../plugins/problems.js'
 import { ukToday } from '../../time/uk.js'
+import { erasePersonalValues } from '../audit/personal.js'
 import { recordAudit } from '../audit/trail.js'
 import type { CreateCustodianInput, Custodian, UpdateCustodianInput } from './schemas.js'
 
@@ -114,6 +115,7 @@ export async function updateCustodian(
     const current = await findCustodian(tx, id)
     if (!current) throw problems.notFound(`There is no custodian ${id}.`)
     if (current.version !== version) staleVersion('custodian')
+    if (current.erasedAt) throw problems.conflict(`Custodian ${id} was erased: their record stays only as an erased person.`)
     const { kind, house, active, leftOn, ...plain } = change
     const membership = settleMembership(current, {
       ...(kind !== undefined ? { kind } : {}),
@@ -161,4 +163,42 @@ export async function listCustodians(db: DbOrTx, filter: CustodianListFilter) {
     .orderBy(asc(custodians.id))
     .limit(filter.limit + 1)
   return toPage(rows, filter.limit, (row) => [row.id], toCustodian)
+}
+
+/**
+ * Erases a custodian's personal data now (a data subject's request, or the retention schedule):
+ * name, e-mail and constituency in the register, their values in the audit trail, and any stored
+ * response that repeats them. The row stays, with its id and kind, so counts, reports and the
+ * devices' histories are unchanged. Refused (409) while they hold a device or have an open
+ * incident. The erasure's own event says who erased and why, not what. Erasing twice changes nothing.
+ */
+export async function eraseCustodian(db: DbOrTx, context: WriteContext, id: string, reason: string): Promise<Custodian> {
+  return db.transaction(async (tx) => {
+    const [current] = await tx.select().from(custodians).where(eq(custodians.id, id)).for('update')
+    if (!current) throw problems.notFound(`There is no custodian ${id}.`)
+    if (current.erasedAt) return toCustodian(current)
+    const [holding] = await rowsOf<{ devices: number; incidents: number }>(
+      tx,
+      sql`SELECT (SELECT count(*)::int FROM devices WHERE current_custodian_id = ${id}::uuid) AS devices,
+                 (SELECT count(*)::int FROM incidents WHERE custodian_id = ${id}::uuid AND status = 'open') AS incidents`,
+    )
+    if (holding!.devices > 0) throw problems.conflict(`Custodian ${id} holds ${holding!.devices} device(s): return them before erasing.`)
+    if (holding!.incidents > 0) throw problems.conflict(`Custodian ${id} has an open incident: close or recover it before erasing.`)
+    const [row] = await tx
+      .update(custodians)
+      .set({ name: null, email: null, constituency: null, erasedAt: sql`now()`, updatedAt: sql`now()`, version: sql`${custodians.version} + 1` })
+      .where(eq(custodians.id, id))
+      .returning()
+    const valuesErased = await erasePersonalValues(tx, 'custodian', id)
+    // A replayed response would otherwise give the name back (they expire within a day anyway).
+    await tx.execute(sql`DELETE FROM idempotency_keys WHERE strpos(response_body::text, ${id}) > 0`)
+    const erased = toCustodian(row!)
+    await recordAudit(tx, context, {
+      action: 'custodian.erased',
+      entityType: 'custodian',
+      entityId: id,
+      after: { erasedAt: erased.erasedAt, reason, valuesErased, version: erased.version },
+    })
+    return erased
+  })
 }

@@ -31,6 +31,7 @@ import { staleVersion } from '../../http/preconditions.js'
 import { iso } from '../../http/schemas.js'
 import { problems, type ProblemFieldError } from '../../plugins/problems.js'
 import { ukMidnight } from '../../time/uk.js'
+import { erasePersonalValues } from '../audit/personal.js'
 import { AUDIT_EVENTS_FROM_ARRAYS, type AuditChange, auditEventsFrom, auditEventValues, recordAudit } from '../audit/trail.js'
 import { toAssignment } from '../assignments/service.js'
 import { toDevice } from '../devices/service.js'
@@ -522,4 +523,32 @@ export async function listIncidents(db: DbOrTx, filter: IncidentListFilter, view
     (row) => [row.reportedAt.toISOString(), row.id],
     (row) => toIncident(row, view, now),
   )
+}
+
+/**
+ * Erases an incident's free text (the retention schedule, years after it ended): circumstances,
+ * the location's description, recovery notes, the close reason and every note, in the register
+ * and in the audit trail. Everything structured stays, so counts, risk and FOI rows do not change.
+ * The erasure's own event says who and why, not what. Erasing twice changes nothing.
+ */
+export async function eraseIncidentFreeText(db: DbOrTx, context: WriteContext, id: string, reason: string): Promise<{ valuesErased: number }> {
+  return db.transaction(async (tx) => {
+    const [current] = await tx.select().from(incidents).where(eq(incidents.id, id)).for('update')
+    if (!current) throw problems.notFound(`There is no incident ${id}.`)
+    if (current.freeTextErasedAt) return { valuesErased: 0 }
+    const [row] = await tx
+      .update(incidents)
+      .set({ circumstances: null, locationDescription: null, recoveryNotes: null, closeReason: null, freeTextErasedAt: sql`now()` })
+      .where(eq(incidents.id, id))
+      .returning({ erasedAt: incidents.freeTextErasedAt })
+    await tx.update(incidentNotes).set({ text: null }).where(eq(incidentNotes.incidentId, id))
+    const valuesErased = await erasePersonalValues(tx, 'incident', id)
+    await recordAudit(tx, context, {
+      action: 'incident.free_text_erased',
+      entityType: 'incident',
+      entityId: id,
+      after: { erasedAt: iso(row!.erasedAt), reason, valuesErased },
+    })
+    return { valuesErased }
+  })
 }

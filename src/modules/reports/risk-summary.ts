@@ -55,7 +55,7 @@ export const RiskSummarySchema = z
       }),
     ),
     repeatCustodians: z
-      .array(z.object({ custodianId: z.string(), name: z.string(), incidents: Count }))
+      .array(z.object({ custodianId: z.string(), name: z.string().nullable().meta({ description: 'Null once the custodian is erased.' }), incidents: Count }))
       .optional()
       .meta({ description: 'Only for the security role: custodians with two or more incidents in the period.' }),
   })
@@ -213,7 +213,7 @@ async function highestRiskOf(tx: Tx, period: Period, now: Date) {
 }
 
 async function repeatCustodiansOf(tx: Tx, period: Period) {
-  return rows<{ custodianId: string; name: string; incidents: number }>(
+  return rows<{ custodianId: string; name: string | null; incidents: number }>(
     tx,
     // Counted per custodian id first, then joined: joining first hashed every custodian to count
     // a year's incidents (see bench/README.md).
@@ -222,7 +222,7 @@ async function repeatCustodiansOf(tx: Tx, period: Period) {
           FROM ${incidents} WHERE ${inPeriod(period)} AND ${incidents.custodianId} IS NOT NULL
           GROUP BY ${incidents.custodianId} HAVING count(*) >= 2) AS repeated
     JOIN custodians AS c ON c.id = repeated.custodian_id
-    ORDER BY repeated.incidents DESC, c.name, c.id`,
+    ORDER BY repeated.incidents DESC, c.name NULLS LAST, c.id`,
   )
 }
 

@@ -34,6 +34,9 @@ export function urlOn(serverUrl: string, database: string): string {
   return url.toString()
 }
 
+/** A fixed key is enough to measure signing; a deployment's key is its own secret. */
+const BENCH_AUDIT_SIGNING_KEY = JSON.stringify({ kty: 'OKP', crv: 'Ed25519', d: 'ODRGwFiRkrqQgT-q4XnVMirm3HhCZxqdfktFp9mWZFc', x: 'Hg1IvB2cOm9ATPquXoUdXo2rhHGMT1QW9VZmFlYi86g' })
+
 /** The PostgreSQL server the benchmarks create their databases on. */
 export const BENCH_SERVER_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
 
@@ -46,6 +49,7 @@ export function serviceEnv(secret: string) {
   return {
     NODE_ENV: 'production',
     AUTH_JWT_SECRET: secret,
+    AUDIT_SIGNING_KEY: BENCH_AUDIT_SIGNING_KEY,
     RATE_LIMIT_PER_MINUTE: '1000000',
     RATE_LIMIT_HEAVY_PER_MINUTE: '1000000',
   }

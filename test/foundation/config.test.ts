@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../../src/config.js'
+import { TEST_AUDIT_SIGNING_KEY } from '../helpers/audit-key.js'
 
 t.test('defaults make a working configuration from an empty environment', async (t) => {
   const config = loadConfig({})
@@ -70,7 +71,7 @@ t.test('production without AUTH_* refuses to start', async (t) => {
 })
 
 t.test('production with AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE', async (t) => {
-  const jwks = { NODE_ENV: 'production', AUTH_JWKS_URL: 'https://login.example/common/discovery/v2.0/keys' }
+  const jwks = { NODE_ENV: 'production', AUDIT_SIGNING_KEY: TEST_AUDIT_SIGNING_KEY, AUTH_JWKS_URL: 'https://login.example/common/discovery/v2.0/keys' }
   const issuer = 'https://login.example/tenant/v2.0'
   const audience = 'api://device-loss-register,6e1b2f9c-3d4a-4c1e-9f2b-7a8d5c4e3b21'
   t.throws(() => loadConfig({ ...jwks, AUTH_AUDIENCE: audience }), { message: /^Invalid configuration: AUTH_ISSUER is required in production with AUTH_JWKS_URL$/ })
@@ -79,7 +80,7 @@ t.test('production with AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE', asyn
   t.same(loadConfig({ ...jwks, AUTH_ISSUER: issuer, AUTH_AUDIENCE: audience }).AUTH_AUDIENCE, audience.split(','))
   t.same(loadConfig({ AUTH_AUDIENCE: ' api://one , two,' }).AUTH_AUDIENCE, ['api://one', 'two'], 'a comma list, blanks dropped')
   t.ok(loadConfig({ AUTH_JWKS_URL: jwks.AUTH_JWKS_URL }), 'outside production, neither is required')
-  t.ok(loadConfig({ NODE_ENV: 'production', AUTH_JWT_SECRET: 'x'.repeat(32) }), 'nor with a shared secret')
+  t.ok(loadConfig({ NODE_ENV: 'production', AUDIT_SIGNING_KEY: TEST_AUDIT_SIGNING_KEY, AUTH_JWT_SECRET: 'x'.repeat(32) }), 'nor with a shared secret')
 
   // The start itself refuses, with the one line that names what is missing.
   for (const [missing, env] of [
@@ -104,4 +105,16 @@ t.test('the new limits have their documented defaults', async (t) => {
   t.equal(config.AUTH_MAX_TOKEN_HOURS, 24)
   t.equal(config.RATE_LIMIT_UNAUTHENTICATED_PER_MINUTE, 120)
   t.throws(() => loadConfig({ AUTH_MAX_TOKEN_HOURS: '0' }), { message: /AUTH_MAX_TOKEN_HOURS must be an integer/ })
+})
+
+t.test('production needs the audit signing key, an Ed25519 private JWK', async (t) => {
+  const production = { NODE_ENV: 'production', AUTH_JWT_SECRET: 'x'.repeat(32) }
+  t.throws(() => loadConfig(production), { message: /^Invalid configuration: AUDIT_SIGNING_KEY is required in production/ })
+  for (const bad of ['not json', '{"kty":"RSA"}', JSON.stringify({ ...JSON.parse(TEST_AUDIT_SIGNING_KEY), d: undefined })]) {
+    t.throws(() => loadConfig({ AUDIT_SIGNING_KEY: bad }), { message: /^Invalid configuration: AUDIT_SIGNING_KEY must be an Ed25519 private key as a JWK/ }, bad)
+  }
+  t.ok(loadConfig({ ...production, AUDIT_SIGNING_KEY: TEST_AUDIT_SIGNING_KEY }))
+  t.equal(loadConfig({}).AUDIT_CHECKPOINT_SECONDS, 60)
+  t.equal(loadConfig({}).RETENTION_SCHEDULE, 'daily', 'the service runs retention unless told not to')
+  t.throws(() => loadConfig({ DATABASE_MIGRATION_URL: 'postgres://owner@db/register' }), { message: /DATABASE_MIGRATION_URL needs DATABASE_URL too/ })
 })

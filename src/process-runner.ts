@@ -9,7 +9,7 @@ import { type App, buildApp } from './app.js'
 import { createAuthenticator } from './auth/authenticator.js'
 import { type Config, ConfigError } from './config.js'
 import { openDatabase } from './db/client.js'
-import { runMigrations } from './db/migrate.js'
+import { migrateDatabase } from './db/migrate.js'
 import { PRESSURE_SAMPLE_MS } from './plugins/protection.js'
 
 export async function startService(config: Config): Promise<App> {
@@ -39,7 +39,7 @@ export async function startService(config: Config): Promise<App> {
 
   const startedAt = performance.now()
   try {
-    await runMigrations(database)
+    await migrateDatabase(config, database)
   } catch (error) {
     app.log.fatal({ err: error }, 'database migrations failed')
     await app.close()

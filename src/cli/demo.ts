@@ -7,7 +7,7 @@ import { buildApp } from '../app.js'
 import { createAuthenticator, developmentSecret, ROLES, signToken } from '../auth/authenticator.js'
 import { type Config, loadConfig } from '../config.js'
 import { openDatabase } from '../db/client.js'
-import { runMigrations } from '../db/migrate.js'
+import { migrateDatabase } from '../db/migrate.js'
 import { STORY_YEAR } from '../demo/dataset.js'
 import { loadDemoData } from '../demo/load.js'
 import { failedToStart, startService } from '../process-runner.js'
@@ -22,7 +22,7 @@ async function loadOnce(config: Config, token: string): Promise<void> {
   const database = await openDatabase(loaderConfig)
   const app = await buildApp(loaderConfig, { database, authenticator: await createAuthenticator(loaderConfig) })
   try {
-    await runMigrations(database)
+    await migrateDatabase(loaderConfig, database)
     const startedAt = performance.now()
     const result = await loadDemoData(app, token)
     const seconds = Math.round((performance.now() - startedAt) / 100) / 10

@@ -15,6 +15,7 @@ import { clientRequestIdOf } from './http/context.js'
 import { setStandardHeaders } from './http/headers.js'
 import { responseSerializerCompiler } from './http/serializer.js'
 import { learnRouteWords, loggerOptions, RequestLogController } from './logging.js'
+import auditCheckpointing from './modules/audit/checkpointing.js'
 import auditLinking from './modules/audit/linking.js'
 import retentionSchedule from './modules/retention/schedule.js'
 import { auditRoutes } from './modules/audit/routes.js'
@@ -112,6 +113,7 @@ export async function buildApp(config: Config, deps: AppDependencies) {
   await app.register(strictUtf8)
   await app.register(databasePlugin, { database: deps.database })
   await app.register(auditLinking)
+  await app.register(auditCheckpointing, { config })
   await app.register(retentionSchedule, { config })
   await app.register(openapiPlugin)
   // Before auth: load is shed, and failed authentications limited, before tokens are checked.
@@ -120,7 +122,7 @@ export async function buildApp(config: Config, deps: AppDependencies) {
   await app.register(idempotencyPlugin)
 
   await app.register(healthRoutes)
-  await app.register(auditRoutes)
+  await app.register(auditRoutes, { config })
   await app.register(custodianRoutes)
   await app.register(deviceRoutes, { assetTagRule: assetTagRule(config) })
   await app.register(assignmentRoutes)

@@ -16,10 +16,9 @@
  * revocation, and a future `iat` is a forger's or a broken clock's.
  */
 import { createSecretKey, randomBytes } from 'node:crypto'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import path from 'node:path'
 import { createRemoteJWKSet, errors as joseErrors, type JWTPayload, type JWTVerifyResult, jwtVerify, SignJWT } from 'jose'
 import { type Config, ConfigError } from '../config.js'
+import { createdOnce } from '../data-dir.js'
 
 export const ROLES = ['security', 'asset_manager', 'foi_officer'] as const
 export type Role = (typeof ROLES)[number]
@@ -160,22 +159,7 @@ function jwksAuthenticator(url: string, config: ClaimsConfig): TokenVerifier {
 
 /** Reads the development secret from `DATA_DIR`, creating it (mode 0600) on first use. */
 export async function developmentSecret(dataDir: string): Promise<Uint8Array> {
-  const file = path.join(dataDir, DEV_SECRET_FILE)
-  try {
-    return new TextEncoder().encode((await readFile(file, 'utf8')).trim())
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-  }
-  await mkdir(dataDir, { recursive: true })
-  const secret = randomBytes(32).toString('base64url')
-  try {
-    await writeFile(file, `${secret}\n`, { mode: 0o600, flag: 'wx' })
-  } catch (error) {
-    // Another process created it first: use theirs, so tokens agree.
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return developmentSecret(dataDir)
-    throw error
-  }
-  return new TextEncoder().encode(secret)
+  return new TextEncoder().encode(await createdOnce(dataDir, DEV_SECRET_FILE, () => randomBytes(32).toString('base64url')))
 }
 
 export type AuthConfig = Pick<

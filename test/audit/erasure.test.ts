@@ -53,8 +53,7 @@ t.test('erasing a custodian: gone everywhere, the chain verifies, counts and exp
     version++
   }
   const formerValues = [personal.name, personal.email, personal.constituency, `${personal.name} 7`, 'zebedee.q9@example.org', `${personal.constituency} 8`]
-  const named = (await app.inject({ method: 'PATCH', url: `/v1/custodians/${custodian.id}`, headers: { ...manager, 'if-match': `"${version}"` }, payload: personal })).json()
-  version = named.version
+  t.equal((await app.inject({ method: 'PATCH', url: `/v1/custodians/${custodian.id}`, headers: { ...manager, 'if-match': `"${version}"` }, payload: personal })).statusCode, 200)
 
   // Two incidents while they held devices (ended, so nothing is open), making them a repeat custodian.
   for (let n = 0; n < 2; n++) {

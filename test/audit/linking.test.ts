@@ -7,7 +7,8 @@ import t from 'tap'
 import { connectPostgres, type Database } from '../../src/db/client.js'
 import { runMigrations } from '../../src/db/migrate.js'
 import { newId } from '../../src/db/ids.js'
-import { AUDIT_CHAIN_LOCK, AuditLinker, eventHash, linkPendingEvents, recordAudit, verifyChain } from '../../src/modules/audit/trail.js'
+import { AUDIT_CHAIN_LOCK, AuditLinker, eventHash, linkPendingEvents, recordAudit } from '../../src/modules/audit/trail.js'
+import { verifyChain } from '../../src/modules/audit/verify.js'
 import { buildTestApp } from '../helpers/app.js'
 import { createDatabaseMigratedBefore, createTestDatabase, driverUnderTest, postgresUrlFor, testPoolOptions } from '../helpers/database.js'
 import { waitUntil } from '../helpers/wait.js'
@@ -31,7 +32,7 @@ t.test('a write does not wait for the chain: it commits while a linker holds the
 
   await holder.query('COMMIT')
   const verdict = (await app.inject({ method: 'GET', url: '/v1/audit-events/verify', headers: security })).json()
-  t.same(verdict, { ok: true, checked: 1, firstBadId: null }, 'linked once the lock was free')
+  t.match(verdict, { ok: true, checked: 1, firstBadId: null }, 'linked once the lock was free')
   t.equal(await count(database, 'audit_unlinked'), 0)
 })
 
@@ -72,7 +73,7 @@ t.test('after a write the linker runs at most once an interval; a reader of the 
   t.equal(await count(database, 'audit_chain'), 3, 'link() runs now, and links everything committed')
   await soon
   t.ok(soonDone, 'the waiting run was that one')
-  t.same(await verifyChain(database.db), { ok: true, checked: 3, firstBadId: null })
+  t.match(await verifyChain(database), { ok: true, checked: 3, firstBadId: null })
 })
 
 t.test('a queue far larger than the statistics say is linked by index, within the statement timeout', { skip: driverUnderTest !== 'postgres' && 'statistics and statement timeouts: PostgreSQL' }, async (t) => {
@@ -97,7 +98,7 @@ t.test('a queue far larger than the statistics say is linked by index, within th
   t.teardown(() => linker.close())
   t.equal(await linkPendingEvents(linker.db), 40_000)
   t.equal(await count(database, 'audit_unlinked'), 0)
-  t.same(await verifyChain(database.db), { ok: true, checked: 45_000, firstBadId: null })
+  t.match(await verifyChain(database), { ok: true, checked: 45_000, firstBadId: null })
 })
 
 t.test('two instances writing at once on one database: one linear chain, every event once', { skip: driverUnderTest !== 'postgres' && 'PGlite is single-process' }, async (t) => {
@@ -112,7 +113,7 @@ t.test('two instances writing at once on one database: one linear chain, every e
   )
   t.same(responses.map((response) => response.statusCode), Array(40).fill(201))
   await Promise.all([first.app.auditLinker.link(), second.app.auditLinker.link()])
-  t.same(await verifyChain(first.database.db), { ok: true, checked: 40, firstBadId: null })
+  t.match(await verifyChain(first.database), { ok: true, checked: 40, firstBadId: null })
   t.same(
     await first.database.query('SELECT count(*)::int AS links, count(DISTINCT event_id)::int AS events, max(seq)::int AS top FROM audit_chain'),
     [{ links: 40, events: 40, top: 40 }],
@@ -129,7 +130,7 @@ t.test('an event left out of the chain (its queue row removed) is reported by ve
      VALUES (now(), 'mallory', 'custodian.updated', 'custodian', gen_random_uuid()) RETURNING id::int AS id`,
   )
   const verdict = (await app.inject({ method: 'GET', url: '/v1/audit-events/verify', headers: security })).json()
-  t.same(verdict, { ok: false, checked: 0, firstBadId: id })
+  t.match(verdict, { ok: false, checked: 0, firstBadId: id })
 })
 
 t.test('the chain made before migration 0002 is kept, in order, and verifies after it', async (t) => {
@@ -155,7 +156,7 @@ t.test('the chain made before migration 0002 is kept, in order, and verifies aft
   // (it refuses a chain that does not verify) before re-linking with the values kept beside.
   await runMigrations(database)
   t.equal(await linkPendingEvents(database.db), 1, 'only the upgrade event was waiting')
-  t.match(await verifyChain(database.db), { ok: true, checked: 4, firstBadId: null })
+  t.match(await verifyChain(database), { ok: true, checked: 4, firstBadId: null })
   const [upgrade] = await database.query<{ after: { previousHeadHash: string; events: number } }>(`SELECT after FROM audit_events WHERE action = 'audit.rehashed'`)
   t.match(upgrade?.after, { previousHeadHash: prevHash, events: 3 }, 'the chain 0002 kept is the one the upgrade checked and names')
 })

@@ -7,7 +7,7 @@ import { buildApp } from '../../src/app.js'
 import { createAuthenticator, type Role, signToken } from '../../src/auth/authenticator.js'
 import { configWith } from '../../src/config.js'
 import type { Access } from '../../src/plugins/auth.js'
-import { TEST_JWT_SECRET } from '../helpers/app.js'
+import { TEST_CONFIG, TEST_JWT_SECRET } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
 
 interface TestContext {
@@ -22,7 +22,7 @@ export interface CollectedRoute {
 }
 
 export async function appWithRoutes(t: TestContext, extra?: (app: Awaited<ReturnType<typeof buildApp>>) => void) {
-  const config = configWith({ AUTH_JWT_SECRET: TEST_JWT_SECRET })
+  const config = configWith(TEST_CONFIG)
   const database = await createTestDatabase(t)
   const seen: RouteOptions[] = []
   const app = await buildApp(config, {

@@ -10,6 +10,18 @@ import type { Database } from '../../src/db/client.js'
 import { createTestDatabase } from './database.js'
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-characters-long'
+/**
+ * The audit checkpoints' key in tests (outside production the service would otherwise generate
+ * one into DATA_DIR, which is the repository's ./data here). A test's own key is known to it only.
+ */
+export const TEST_AUDIT_SIGNING_KEY = JSON.stringify({
+  kty: 'OKP',
+  crv: 'Ed25519',
+  d: 'p36oqwL2m4hC-kzDfxQL749ftOw9f9tSYeQdbYF2IDw',
+  x: 'tThx1a1YBIw26RpYPSyrDv1jJBEb2IlgITdn8kzVcwA',
+})
+/** The settings every test app starts from: known secrets, and no checkpoint timer (tests that want one set AUDIT_CHECKPOINT_SECONDS). */
+export const TEST_CONFIG = { AUTH_JWT_SECRET: TEST_JWT_SECRET, AUDIT_SIGNING_KEY: TEST_AUDIT_SIGNING_KEY, AUDIT_CHECKPOINT_SECONDS: '86400' } as const
 
 interface TestContext {
   teardown(fn: () => unknown): void
@@ -31,7 +43,7 @@ export async function buildTestApp(
   t: TestContext,
   options: { config?: Partial<Record<keyof Config, string>>; database?: Database; ready?: boolean } = {},
 ): Promise<TestApp> {
-  const config = configWith({ AUTH_JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'info', ...options.config })
+  const config = configWith({ ...TEST_CONFIG, LOG_LEVEL: 'info', ...options.config })
   const database = options.database ?? (await createTestDatabase(t))
   const logs: Record<string, unknown>[] = []
   const logStream = new PassThrough()

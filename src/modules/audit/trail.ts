@@ -12,13 +12,13 @@
  * linked (commit order, near enough), which is what a chain needs: every event in it once, each
  * link fixed by the one before.
  *
- * Both tables refuse UPDATE, DELETE and TRUNCATE (migrations 0001, 0002); `verifyChain` finds the
- * first event whose content or link no longer matches, or an event left out of the chain.
+ * Both tables refuse UPDATE, DELETE and TRUNCATE (migrations 0001, 0002); signed checkpoints of the
+ * chain's head (checkpoints.ts) and `verifyChain` (verify.ts) show whoever changed them anyway.
  */
 import { createHash } from 'node:crypto'
-import { asc, eq, gt, type SQL, sql } from 'drizzle-orm'
+import { asc, type SQL, sql } from 'drizzle-orm'
 import stringify from 'safe-stable-stringify'
-import { type Db, type DbOrTx, rowsOf } from '../../db/client.js'
+import { type Db, type DbOrTx } from '../../db/client.js'
 import { batched } from '../../db/batches.js'
 import { preparedStatement } from '../../db/prepared.js'
 import { auditChain, auditEvents, auditUnlinked } from '../../db/schema.js'
@@ -250,42 +250,4 @@ export class AuditLinker {
     this.lastStarted = Date.now()
     return linkRun(this.db, 'link')
   }
-}
-
-export interface ChainVerdict {
-  ok: boolean
-  checked: number
-  firstBadId: number | null
-}
-
-/**
- * Walks the whole chain in `seq` order, recomputing every hash and link; then looks for an event
- * that is neither linked nor waiting to be (which only someone past the triggers could cause).
- */
-export async function verifyChain(db: DbOrTx, batchSize = 5_000): Promise<ChainVerdict> {
-  let checked = 0
-  let prevHash: string | null = null
-  for (;;) {
-    const batch = await db
-      .select({ link: auditChain, event: auditEvents })
-      .from(auditChain)
-      .innerJoin(auditEvents, eq(auditEvents.id, auditChain.eventId))
-      .where(gt(auditChain.seq, checked))
-      .orderBy(asc(auditChain.seq))
-      .limit(batchSize)
-    for (const { link, event } of batch) {
-      const intact = link.seq === checked + 1 && link.prevHash === prevHash && link.hash === eventHash(contentOf(event, prevHash))
-      if (!intact) return { ok: false, checked, firstBadId: event.id }
-      prevHash = link.hash
-      checked++
-    }
-    if (batch.length < batchSize) break
-  }
-  const [left] = await rowsOf<{ id: string }>(
-    db,
-    sql`SELECT min(e.id) AS id FROM audit_events e
-        WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = e.id)
-          AND NOT EXISTS (SELECT 1 FROM audit_unlinked u WHERE u.event_id = e.id)`,
-  )
-  return left?.id != null ? { ok: false, checked, firstBadId: Number(left.id) } : { ok: true, checked, firstBadId: null }
 }

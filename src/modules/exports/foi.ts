@@ -132,7 +132,7 @@ export interface FoiDownload {
  * body is destroyed, so the client's response ends short (never looks complete); one that runs out
  * while still waiting for a connection is a 503.
  */
-async function withDeadline(limits: ExportLimits, open: (signal: AbortSignal) => Promise<FoiDownload>): Promise<FoiDownload> {
+export async function withDeadline(limits: ExportLimits, open: (signal: AbortSignal) => Promise<FoiDownload>): Promise<FoiDownload> {
   const deadline = new AbortController()
   const timer = setTimeout(() => deadline.abort(problems.unavailable('The export ran past its time limit; retry later.')), limits.maxMs)
   let download: FoiDownload

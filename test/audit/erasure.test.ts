@@ -101,7 +101,7 @@ t.test('erasing a custodian: gone everywhere, the chain verifies, counts and exp
     action: string; actor: string; before: Record<string, unknown> | null; after: Record<string, unknown>
   }[]
   t.equal(trail.length, 12, 'ten changes, the last edit, and the erasure')
-  t.match(trail.find((e) => e.action === 'custodian.created')?.after, { name: '[erased]', email: '[erased]', constituency: null, kind: 'mp' }, 'erased values read "[erased]"')
+  t.match(trail.find((e) => e.action === 'custodian.created')?.after, { name: '[erased]', email: '[erased]', constituency: '[erased]', kind: 'mp' }, 'erased values read "[erased]"')
   const erasure = trail[0]!
   t.match(erasure, { action: 'custodian.erased', actor: 'sam@parliament', after: { reason: 'Erasure request ER-2026-014' } }, 'the erasure says who and why')
   t.notOk(JSON.stringify(erasure).includes('Zebedee'), 'and not what')

@@ -66,10 +66,74 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Recompute the hash chain and report the first event that does not match
-         * @description Roles: `security`.
+         * Check every link of the hash chain and every signed checkpoint; report the first event that does not hold
+         * @description Events newer than the latest checkpoint are checked for their links only: no signature covers them yet. `problem`: hash_mismatch (an event, or a kept personal value, is not what was hashed; or the chain was recomputed behind a checkpoint), broken_link (a link does not follow the one before; an event outside the chain), bad_signature (a checkpoint the key did not sign), missing_events (links gone from the middle or the end).
+         *
+         *     Roles: `security`.
          */
         get: operations["verifyAuditChain"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit-events/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The whole audit trail and its checkpoints as NDJSON, in chain order, for checking offline
+         * @description One line per link, `{"type":"event", seq, id, at, actor, action, entityType, entityId, requestId, clientRequestId, before, after, prevHash, hash}` (as stored and hashed: personal values appear as their digests), and one per checkpoint, `{"type":"checkpoint", id, at, count, lastEventId, headHash, signature}`, right after the event at its `count`. A checkpoint of everything linked is written first when the chain has grown since the last one. Check it with `npm run audit:verify -- FILE --public-key KEY.jwk`. Streamed.
+         *
+         *     Roles: `security`.
+         */
+        get: operations["exportAuditTrail"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit-checkpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the signed checkpoints of the chain's head, newest first
+         * @description Roles: `security`.
+         */
+        get: operations["listAuditCheckpoints"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit-checkpoints/public-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The public key (a JWK) that verifies the checkpoints
+         * @description Roles: `security`.
+         */
+        get: operations["getAuditPublicKey"];
         put?: never;
         post?: never;
         delete?: never;
@@ -124,6 +188,28 @@ export interface paths {
          * @description Roles: `security`, `asset_manager`.
          */
         patch: operations["updateCustodian"];
+        trace?: never;
+    };
+    "/v1/custodians/{id}/erase": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Erase a custodian's personal data now (a data subject's request)
+         * @description Name, e-mail and constituency become null here and "[erased]" in the audit trail; the record, its id and every count stay. Erasing again changes nothing.
+         *
+         *     Roles: `security`.
+         */
+        post: operations["eraseCustodian"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/devices": {
@@ -685,8 +771,29 @@ export interface components {
         };
         AuditChainVerdict: {
             ok: boolean;
+            /** @description Links found intact, from the first. */
             checked: number;
             firstBadId: number | null;
+            problem: ("hash_mismatch" | "broken_link" | "bad_signature" | "missing_events") | null;
+            /** @description What was found, or how far the signatures reach, in words. */
+            detail: string;
+            checkpoints: {
+                checked: number;
+                /** @description The latest checkpoint that verified. */
+                latest: components["schemas"]["AuditCheckpoint"] | null;
+            };
+        };
+        AuditCheckpoint: {
+            id: number;
+            at: string;
+            /** @description How many links of the chain it signs: the first `count`, by seq. */
+            count: number;
+            /** @description The event of link `count`. */
+            lastEventId: number;
+            /** @description That link's hash. */
+            headHash: string;
+            /** @description A compact JWS (EdDSA) whose payload is {at, count, headHash, lastEventId} as canonical (sorted-key) JSON. */
+            signature: string;
         };
         AuditEvent: {
             id: number;
@@ -703,6 +810,20 @@ export interface components {
             after: unknown;
             hash: string;
             prevHash: string | null;
+        };
+        /** @description The public key (a JWK) that verifies the checkpoints: `npm run audit:verify -- FILE --public-key KEY.jwk`. */
+        AuditPublicKey: {
+            /** @constant */
+            kty: "OKP";
+            /** @constant */
+            crv: "Ed25519";
+            x: string;
+            /** @description The key's RFC 7638 thumbprint, also in each signature's header. */
+            kid: string;
+            /** @constant */
+            alg: "EdDSA";
+            /** @constant */
+            use: "sig";
         };
         CreateCustodianInput: {
             /** @enum {string} */
@@ -773,12 +894,15 @@ export interface components {
             id: string;
             /** @enum {string} */
             kind: "mp" | "peer" | "staff" | "office";
-            name: string;
+            /** @description Null once the custodian is erased (with email and constituency). */
+            name: string | null;
             house: ("commons" | "lords") | null;
             constituency: string | null;
             email: string | null;
             active: boolean;
             leftOn: string | null;
+            /** @description When their personal data was erased (retention or a request); null while kept. */
+            erasedAt: string | null;
             createdAt: string;
             updatedAt: string;
             version: number;
@@ -1084,7 +1208,8 @@ export interface components {
             /** @description Only for the security role: custodians with two or more incidents in the period. */
             repeatCustodians?: {
                 custodianId: string;
-                name: string;
+                /** @description Null once the custodian is erased. */
+                name: string | null;
                 incidents: number;
             }[];
         };
@@ -1159,7 +1284,7 @@ export interface components {
                 id: string;
                 /** @enum {string} */
                 kind: "mp" | "peer" | "staff" | "office";
-                name: string;
+                name: string | null;
                 active: boolean;
                 leftOn: string | null;
             };
@@ -1307,7 +1432,7 @@ export interface operations {
     listAuditEvents: {
         parameters: {
             query?: {
-                entityType?: "custodian" | "device" | "assignment" | "incident" | "stocktake";
+                entityType?: "custodian" | "device" | "assignment" | "incident" | "stocktake" | "audit";
                 entityId?: string;
                 actor?: string;
                 /** @description First day (UK local), inclusive. */
@@ -1422,6 +1547,279 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuditChainVerdict"];
+                };
+            };
+            /** @description The request is not valid: `errors` names each field, unknown fields and query parameters included. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token: missing, malformed, expired, or not one this service accepts. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token carries none of the roles this operation allows. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this caller, or too many failed authentications from this address: wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request line and headers together are larger than the server accepts. */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, or the database or the identity provider is unavailable: retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error. A 500 carries only a generic detail and the request id. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    exportAuditTrail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The trail, one JSON document per line. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description The request is not valid: `errors` names each field, unknown fields and query parameters included. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token: missing, malformed, expired, or not one this service accepts. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token carries none of the roles this operation allows. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this caller, or too many failed authentications from this address: wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request line and headers together are larger than the server accepts. */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, or the database or the identity provider is unavailable: retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error. A 500 carries only a generic detail and the request id. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAuditCheckpoints: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["AuditCheckpoint"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: `errors` names each field, unknown fields and query parameters included. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token: missing, malformed, expired, or not one this service accepts. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token carries none of the roles this operation allows. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this caller, or too many failed authentications from this address: wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request line and headers together are larger than the server accepts. */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, or the database or the identity provider is unavailable: retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error. A 500 carries only a generic detail and the request id. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getAuditPublicKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The public key (a JWK) that verifies the checkpoints: `npm run audit:verify -- FILE --public-key KEY.jwk`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPublicKey"];
                 };
             };
             /** @description The request is not valid: `errors` names each field, unknown fields and query parameters included. */
@@ -1970,6 +2368,163 @@ export interface operations {
             };
             /** @description If-Match is missing: send the ETag you last read. */
             428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this caller, or too many failed authentications from this address: wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request line and headers together are larger than the server accepts. */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, or the database or the identity provider is unavailable: retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error. A 500 carries only a generic detail and the request id. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    eraseCustodian: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "Erasure request ER-2026-014"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Why (a data subject's request and its reference, say): kept in the erasure's audit event. */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Custodian"];
+                };
+            };
+            /** @description The request is not valid: `errors` names each field, unknown fields and query parameters included. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token: missing, malformed, expired, or not one this service accepts. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token carries none of the roles this operation allows. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description There is no such record (an id in the path that is not a UUID names none). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description They hold a device or have an open incident. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A segment of the path is longer than any id the register uses. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of a type this operation reads. */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -65,7 +65,7 @@ t.test('the server refuses to start on bad configuration, with a clear line and 
 })
 
 t.test('production without AUTH_* refuses to start', async (t) => {
-  const result = startServer({ NODE_ENV: 'production', DATA_DIR: '/tmp/dlr-never-used' })
+  const result = startServer({ NODE_ENV: 'production', AUDIT_SIGNING_KEY: TEST_AUDIT_SIGNING_KEY, DATA_DIR: '/tmp/dlr-never-used' })
   t.not(result.status, 0)
   t.match(result.stderr, /AUTH_JWT_SECRET or AUTH_JWKS_URL must be set when NODE_ENV=production/)
 })

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
+import { withValues } from '../helpers/audit-events.js'
 import { newId } from '../../src/db/ids.js'
 import { assignments } from '../../src/db/schema.js'
 import type { Database } from '../../src/db/client.js'
@@ -561,10 +562,10 @@ t.test('reports arriving together are written together: one transaction, each it
   const stored = await database.query<{ id: string; reference: string; device_id: string }>('SELECT id, reference, device_id FROM incidents')
   for (const incident of incidents) {
     t.ok(stored.some((s) => s.id === incident.id && s.reference === incident.reference && s.device_id === incident.deviceId), `${incident.reference} stored as answered`)
-    const events = await database.query<{ action: string; entity_id: string; after: Record<string, unknown> }>(
-      'SELECT action, entity_id, after FROM audit_events WHERE request_id IS NOT NULL AND (entity_id = $1 OR entity_id = $2) ORDER BY id',
+    const events = await withValues(database, await database.query<{ id: number; action: string; entity_id: string; after: Record<string, unknown> }>(
+      'SELECT id::int AS id, action, entity_id, after FROM audit_events WHERE request_id IS NOT NULL AND (entity_id = $1 OR entity_id = $2) ORDER BY id',
       [incident.id, incident.deviceId],
-    )
+    ))
     t.same(events.map((e) => e.action), ['incident.reported', 'device.reported_lost'], 'its two events, in order')
     t.same(events[0]!.after, incident, "the incident's event holds the incident as answered, reference and all")
     t.notOk('reference' in events[1]!.after, "the device's event is the device's")

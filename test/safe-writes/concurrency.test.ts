@@ -3,6 +3,7 @@
  * and change nothing, and the audit trail has one event for the one change.
  */
 import t from 'tap'
+import { withValues } from '../helpers/audit-events.js'
 import { buildTestApp } from '../helpers/app.js'
 import { assertProblem } from '../helpers/problem.js'
 
@@ -27,9 +28,9 @@ t.test('two PATCHes with the same ETag at once: one 200, one 412, version 2, one
 
   const [row] = await database.query<{ name: string; version: number }>('SELECT name, version FROM custodians WHERE id = $1', [id])
   t.same(row, { name: winner.json().name, version: 2 }, 'the winner’s change, once')
-  const updates = await database.query<{ after: { name: string; version: number } }>(
-    "SELECT after FROM audit_events WHERE action = 'custodian.updated'",
-  )
+  const updates = await withValues(database, await database.query<{ id: number; after: { name: string; version: number } }>(
+    "SELECT id::int AS id, after FROM audit_events WHERE action = 'custodian.updated'",
+  ))
   t.equal(updates.length, 1)
   t.match(updates[0]!.after, { name: winner.json().name, version: 2 })
 })
